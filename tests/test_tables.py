@@ -1,0 +1,159 @@
+"""Computed tables on the real database: parameter sets, default model, tasks, the three-part make of
+BilevelFit, a diverging fit, mixed keypoint sets, cascade on delete, and GaitMetrics.
+
+Fits use a tiny synthetic session (3 cameras, 24 frames) and the ``test_tiny`` parameters (30 steps): the first
+fit compiles (~1 min on 2 cores), later ones take seconds. Fit accuracy is tested in the fitting tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.fit_fixtures import TEST_PARAMS_NAME, add_test_params, insert_synthetic_session, tiny_session
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def tables(activated_schemas):
+    from schemas import acquisition, fitting, gait, model
+
+    model.ensure_default_model()
+    add_test_params()
+    return dict(acquisition=acquisition, fitting=fitting, gait=gait, model=model)
+
+
+@pytest.fixture(scope="module")
+def fitted_key(tables):
+    """One session fitted through the three make phases called directly (also the test of those phases)."""
+    fitting = tables["fitting"]
+    session_key = insert_synthetic_session(tiny_session(seed=11), subject_id="T_direct")
+    key = dict(session_key, base_model="body40", params_name=TEST_PARAMS_NAME)
+    fitting.FitTask.insert1(key)
+    table = fitting.BilevelFit()
+    (inputs,) = table.make_fetch(key)
+    (rows,) = table.make_compute(key, inputs)
+    connection = table.connection
+    connection.start_transaction()
+    try:
+        table.make_insert(key, rows)
+    except BaseException:
+        connection.cancel_transaction()
+        raise
+    connection.commit_transaction()
+    return key
+
+
+def test_paper_and_cpu_default_parameter_sets_exist_with_their_hashes(tables):
+    from compute.params import PARAMETER_SETS
+
+    rows = {r["params_name"]: r for r in tables["fitting"].FitParams.to_dicts()}
+    for name in ("paper", "cpu_default"):
+        assert rows[name]["params_hash"] == PARAMETER_SETS[name].hash
+        assert tables["fitting"].FitParams.load(name) == PARAMETER_SETS[name]
+
+
+def test_identical_parameters_under_a_new_name_are_refused(tables):
+    from compute.params import PARAMETER_SETS
+
+    with pytest.raises(ValueError, match="already exist as 'paper'"):
+        tables["fitting"].FitParams.insert_params("paper_copy", PARAMETER_SETS["paper"])
+
+
+def test_default_model_holds_sites_for_every_keypoint_set(tables):
+    acquisition, model = tables["acquisition"], tables["model"]
+    for row in acquisition.KeypointSet.to_dicts():
+        sites = model.marker_sites("body40", row["keypoint_set"])
+        assert sites.marker_names == tuple(row["joint_names"])
+        assert sites.sites.shape == (row["n_joints"], 3)
+    assert len(model.BaseModel.fetch1("content_hash")) == 40
+
+
+def test_populate_adds_a_default_task_only_for_sessions_without_one(tables):
+    acquisition, fitting = tables["acquisition"], tables["fitting"]
+    acquisition.Subject.insert1(dict(subject_id="T_task", population="control"))
+    acquisition.Session.insert1(dict(subject_id="T_task", session_id="s1"))
+    acquisition.Session.insert1(dict(subject_id="T_task", session_id="s2"))
+    fitting.FitTask.insert1(dict(subject_id="T_task", session_id="s2", base_model="body40",
+                                 params_name=TEST_PARAMS_NAME))
+    added = fitting.add_missing_fit_tasks(restriction={"subject_id": "T_task"})
+    assert added == 1
+    tasks = (fitting.FitTask & {"subject_id": "T_task"}).to_dicts(order_by="session_id")
+    assert [(t["session_id"], t["params_name"]) for t in tasks] == [("s1", "cpu_default"), ("s2", TEST_PARAMS_NAME)]
+    (acquisition.Subject & {"subject_id": "T_task"}).delete(prompt=False)
+
+
+def test_three_make_phases_insert_a_complete_fit(tables, fitted_key):
+    from compute.kinematics import JOINT_NAMES
+
+    fitting = tables["fitting"]
+    fit = (fitting.BilevelFit & fitted_key).fetch1()
+    assert fit["iterations"] == 30 and 0.0 <= fit["gc5"] <= 1.0 and fit["gc_curve"].shape == (20,)
+    assert fit["log_scale"].shape == (8,) and fit["offsets"].shape == (87, 3)
+    assert fit["loss_history"].shape[1] == len(fit["loss_history_columns"])
+    assert fit["final_loss"] == pytest.approx(fit["final_losses"]["loss"], rel=1e-5)
+    assert fit["code_version"].startswith("0.") and fit["package_versions"]["jax"]
+    assert set(fit["package_versions"]) >= {"jax", "jaxlib", "mujoco", "mujoco-mjx", "equinox", "optax",
+                                            "datajoint", "numpy"}
+    trial = (fitting.BilevelFit.Trial & fitted_key).fetch1()
+    assert trial["qpos"].shape == (24, len(JOINT_NAMES)) and trial["joint_names"] == list(JOINT_NAMES)
+    assert trial["markers"].shape == (24, 87, 3) and np.isfinite(trial["markers"]).all()
+    assert np.allclose(trial["times"], np.arange(24) / 30.0)
+    assert isinstance(trial["network_weights"], bytes) and len(trial["network_weights"]) > 1000
+    assert len(fitting.RefinedCalibration & fitted_key) == 3
+    assert len(fitting.BilevelFit.CameraResidual & fitted_key) == 3
+    calibration = (fitting.RefinedCalibration & fitted_key).to_dicts()
+    assert all(np.isfinite(c["rotation_change_deg"]) and c["rotation"].shape == (3,) for c in calibration)
+
+
+def test_stored_network_reproduces_the_stored_joint_angles(tables, fitted_key):
+    from compute.fit import evaluate_trajectory
+
+    trial = (tables["fitting"].BilevelFit.Trial & fitted_key).fetch1()
+    qpos = evaluate_trajectory(trial["network_weights"], trial["network_config"], trial["times"])
+    np.testing.assert_allclose(np.asarray(qpos), trial["qpos"], atol=1e-4)
+
+
+def test_diverging_fit_leaves_an_error_job_and_no_row(tables):
+    fitting = tables["fitting"]
+    # keypoints at 1e30 px with confidence 0.9: the reprojection loss overflows to inf at the first step
+    session_key = insert_synthetic_session(tiny_session(seed=12, keypoint_scale=1e30), subject_id="T_diverge")
+    key = dict(session_key, base_model="body40", params_name=TEST_PARAMS_NAME)
+    fitting.FitTask.insert1(key)
+    result = fitting.BilevelFit.populate(key, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0 and len(result["error_list"]) == 1
+    assert not (fitting.BilevelFit & key)
+    assert not (fitting.BilevelFit.Trial & key)
+    job = (fitting.BilevelFit.jobs & key).fetch1()
+    assert job["status"] == "error"
+    assert job["error_message"].startswith("FitDivergedError")
+    assert "Traceback" in job["error_stack"]
+
+
+def test_session_mixing_keypoint_sets_is_a_clear_error(tables):
+    acquisition, fitting = tables["acquisition"], tables["fitting"]
+    session_key = insert_synthetic_session(tiny_session(seed=13), subject_id="T_mixed")
+    acquisition.Trial.insert1(dict(session_key, trial_name="walk_coco", activity="walk", keypoint_set="COCO17",
+                                   fps=30.0, n_frames=24, keypoints_file="synthetic", keypoints_format="npz"))
+    key = dict(session_key, base_model="body40", params_name=TEST_PARAMS_NAME)
+    fitting.FitTask.insert1(key)
+    with pytest.raises(ValueError, match=r"mix keypoint sets .*COCO17.*MOVI87"):
+        fitting.BilevelFit().make_fetch(key)
+
+
+def test_gait_metrics_of_a_fitted_walking_trial(tables, fitted_key):
+    gait = tables["gait"]
+    gait.GaitMetrics.populate(fitted_key)
+    row = (gait.GaitMetrics & fitted_key).fetch1()
+    assert row["n_contacts"] == len(gait.GaitMetrics.Step & fitted_key)
+    assert row["has_walkway"] == 0 and row["walkway_alignment"] is None
+
+
+def test_deleting_a_session_cascades_to_its_fits(tables, fitted_key):
+    acquisition, fitting, gait = tables["acquisition"], tables["fitting"], tables["gait"]
+    session = {k: fitted_key[k] for k in ("subject_id", "session_id")}
+    assert fitting.BilevelFit & session
+    (acquisition.Session & session).delete(prompt=False)
+    for table in (fitting.FitTask, fitting.BilevelFit, fitting.BilevelFit.Trial, fitting.RefinedCalibration,
+                  fitting.BilevelFit.CameraResidual, gait.GaitMetrics, gait.GaitMetrics.Step):
+        assert not (table & session), table.__name__
