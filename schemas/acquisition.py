@@ -27,8 +27,6 @@ POPULATIONS = (
     ("orthopedic", "orthopedic condition"),
     ("pediatric", "child"),
     ("other", "other or unspecified"),
-    ("hemiparetic", "hemiparesis (synthetic-data population; clinically a neurologic subgroup)"),
-    ("prosthesis", "prosthesis user (synthetic-data population; clinically llpu)"),
 )
 
 ACTIVITIES = (
