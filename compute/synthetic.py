@@ -10,13 +10,21 @@ Conventions
 * Gait waveforms are written in anatomical degrees (flexion, adduction, dorsiflexion positive; pelvis
   anterior tilt, left-side-up obliquity and left-side-forward rotation positive) and mapped onto the
   model's joint signs by probing its forward kinematics once (``JointConventions``).
-* Feet are planted by construction: joint angles are prescribed, then the pelvis translation is solved
-  per sample so that the lowest foot contact marker (relative to its height when standing) rests on the
-  floor and does not move horizontally while it is the lowest ("rolling pivot"). Vertical pelvis
-  oscillation, step length and step width therefore follow from the leg geometry.
+* Feet are planted by construction: joint angles are prescribed, the stance foot is levelled (hip
+  rotation, subtalar and ankle angles corrected so it has no roll and no yaw relative to the heading,
+  its designed pitch kept: ``_level_stance_feet``), then the pelvis translation is solved per sample so
+  that the lowest foot contact marker (relative to its height when standing) rests on the floor and does
+  not move horizontally while it is the lowest ("rolling pivot"). A levelled stance foot is rigid and
+  still from heel strike to heel rise (heel slide ~0 m/s in straight walking; it pivots in turns).
+  Vertical pelvis oscillation, step length and step width follow from the leg geometry.
 * Contact events come from the same foot kinematics: a foot is in contact while its lowest contact
   marker is within ``CONTACT_HEIGHT_M`` of its standing height; a footfall is the start of such an
-  interval after a swing that lifted the foot and moved it forward.
+  interval after a swing that lifted the foot and moved it forward. ``contact_time`` is the first
+  supersample at which the foot is planted, i.e. the instant the heel stops moving, which is what
+  ``compute.gait.detect_foot_events`` measures from heel/toe markers (it reads the contact from the heel's
+  horizontal speed; at 30 fps it lands on average ~0.2-0.6 frame later, the heel arriving at ~1.4 m/s and
+  stopping within a frame). Heel/toe positions of a footfall are taken at foot-flat (25 % of stance),
+  where they equal the positions at contact because the planted heel does not move.
 * Walkway frame: ``walkway_xy = R(angle) @ world_xy + translation``; the walkway clock reads
   ``trial time + time_offset_s``.
 """
@@ -536,9 +544,11 @@ class _FootModel:
     contact: tuple[tuple[int, ...], tuple[int, ...]]   # (left, right)
     heel: tuple[int, int]
     toe: tuple[int, int]
+    rigid: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())   # >= 3 markers on each calcaneus (orientation)
 
 
 _CONTACT_MARKERS = ("{s}hee", "{s}toe", "{s}fifthmetatarsal", "{s}firstmetatarsal", "{s}fourthtoe")
+_RIGID_FOOT_MARKERS = ("{s}hee", "{s}fifthmetatarsal", "{s}firstmetatarsal")   # all on the calcaneus body
 
 
 def _foot_model(body: BodyModel) -> _FootModel:
@@ -549,7 +559,12 @@ def _foot_model(body: BodyModel) -> _FootModel:
         for m in (f"{s}hee", f"{s}toe"):
             if m not in names:
                 raise ValueError(f"compute/synthetic.py: the foot model (marker set {body.marker_set}) needs marker {m!r}")
-    return _FootModel(contact, (names.index("lhee"), names.index("rhee")), (names.index("ltoe"), names.index("rtoe")))
+    rigid = tuple(tuple(names.index(m.format(s=s)) for m in _RIGID_FOOT_MARKERS if m.format(s=s) in names)
+                  for s in ("l", "r"))
+    if min(len(r) for r in rigid) < 3:
+        rigid = ((), ())       # foot orientation cannot be measured: stance feet are not levelled
+    return _FootModel(contact, (names.index("lhee"), names.index("rhee")), (names.index("ltoe"), names.index("rtoe")),
+                      rigid)
 
 
 def _joint_angles(conv: JointConventions, style: _GaitStyle, phase_r: np.ndarray, envelope: np.ndarray,
@@ -650,8 +665,8 @@ def detect_footfalls(times: np.ndarray, foot_heights: np.ndarray, foot_xy: np.nd
     times (N,) s; foot_heights (N, 2) [L, R] lowest contact marker above standing height (m);
     foot_xy (N, 2, 2) horizontal position of each heel. A footfall starts where the height falls below
     CONTACT_HEIGHT_M after a swing that rose above SWING_CLEARANCE_M and moved the heel by SWING_ADVANCE_M;
-    it ends (toe-off) where the height rises above CONTACT_HEIGHT_M again. Times are linearly interpolated
-    between samples. Returns dicts(foot, contact_time, toe_off_time (NaN if still in contact), start, end)
+    its contact time is that first planted sample (the foot is stationary from there on). It ends
+    (toe-off) where the height rises above CONTACT_HEIGHT_M again, time linearly interpolated between samples. Returns dicts(foot, contact_time, toe_off_time (NaN if still in contact), start, end)
     sorted by contact time (start/end are sample indices). allowed: optional (N, 2) stance-phase mask;
     a foot outside it is never in contact.
     """
@@ -675,7 +690,7 @@ def detect_footfalls(times: np.ndarray, foot_heights: np.ndarray, foot_xy: np.nd
             moved = np.linalg.norm(foot_xy[s, f] - prev_xy) > SWING_ADVANCE_M
             e = next((e for e in ends if e > s), None)
             if lifted and moved:
-                t_on = _crossing_time(times, h, s)
+                t_on = float(times[s])       # first planted sample: the heel stops here (module docstring)
                 t_off = _crossing_time(times, h, e) if e is not None else float("nan")
                 events.append(dict(foot=foot, contact_time=t_on, toe_off_time=t_off, start=s,
                                    end=e if e is not None else len(h)))
@@ -711,6 +726,7 @@ def _simulate(geometry: BodyModel, conv: JointConventions, feet: _FootModel, log
               phase0: float) -> _Motion:
     phase_r = phase0 + np.concatenate([[0.0], np.cumsum(np.diff(times))]) * cadence / 120.0
     q = _joint_angles(conv, style, phase_r, envelope, heading, amplitude, abduction_rad)
+    q = _level_stance_feet(geometry, conv, feet, log_scale, offsets, q, phase_r, heading)
     rel = _fk(geometry, q, log_scale, offsets)
     allowed = _stance_allowed(phase_r, envelope)
     translation, foot_h = _plant_feet(rel, feet, standing, np.asarray(start_xy, float), allowed)
@@ -719,6 +735,72 @@ def _simulate(geometry: BodyModel, conv: JointConventions, feet: _FootModel, log
     heel = world[:, list(feet.heel)]
     toe = world[:, list(feet.toe)]
     return _Motion(times, q, foot_h, heel, toe, 0.0, cadence, allowed)
+
+
+def _kabsch(reference: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Rotations (N, 3, 3) taking the centred reference (K, 3) onto the centred points (N, K, 3)."""
+    x = reference - reference.mean(axis=0)
+    y = points - points.mean(axis=1, keepdims=True)
+    h = np.einsum("ki,nkj->nij", x, y)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.einsum("nji,nkj->nik", vt, u)))
+    fix = np.ones((points.shape[0], 3))
+    fix[:, 2] = d
+    return np.einsum("nji,nj,nkj->nik", vt, fix, u)
+
+
+FOOT_LEVEL_ITERATIONS = 3
+_FOOT_LEVEL_JOINTS = ("hip_rotation_{s}", "subtalar_angle_{s}", "ankle_angle_{s}")
+_FOOT_LEVEL_PROBE_RAD = 1e-2
+
+
+def _level_stance_feet(geometry: BodyModel, conv: JointConventions, feet: _FootModel, log_scale: np.ndarray,
+                       offsets: np.ndarray, q: np.ndarray, phase_r: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """Correct hip rotation, subtalar and ankle angles so each stance foot is level (no roll) and faces the
+    heading (no yaw relative to it), keeping its pitch (heel rocker, foot flat, heel rise) unchanged.
+
+    Without this, pelvis obliquity/rotation and hip adduction roll and yaw the stance foot about whichever
+    contact marker is the pivot, and the heel slides (~0.08 m/s). The foot orientation is measured from its
+    calcaneus markers relative to standing (Kabsch); the correction is a damped Gauss-Newton step on the
+    (roll, pitch, yaw) rotation vector using finite-difference joint axes, blended in with the stance weight
+    so the swing is untouched. q (N, Q) with pelvis translation 0 -> corrected copy (N, Q).
+    """
+    if not feet.rigid[0] or any(j.format(s=s) not in conv.index for j in _FOOT_LEVEL_JOINTS for s in "lr"):
+        return q
+    q = q.copy()
+    standing = conv.neutral.copy()
+    standing[[conv.index[n] for n in ("pelvis_tx", "pelvis_ty", "pelvis_tz")]] = 0.0
+    reference = _fk(geometry, standing[None], log_scale, offsets)[0]
+    weight = np.stack([_stance_weight(phase_r + 0.5), _stance_weight(phase_r)], axis=1)       # (N, 2) [L, R]
+    columns = [[conv.index[j.format(s=s)] for j in _FOOT_LEVEL_JOINTS] for s in "lr"]
+    cos_h, sin_h = np.cos(heading), np.sin(heading)
+    to_heading = np.zeros((len(heading), 3, 3))            # world -> heading frame (Rz(-heading))
+    to_heading[:, 0, 0], to_heading[:, 0, 1], to_heading[:, 1, 0], to_heading[:, 1, 1] = cos_h, sin_h, -sin_h, cos_h
+    to_heading[:, 2, 2] = 1.0
+    margin = np.deg2rad(1.0)
+    for _ in range(FOOT_LEVEL_ITERATIONS):
+        base = _fk(geometry, q, log_scale, offsets)
+        probes = []
+        for k in range(len(_FOOT_LEVEL_JOINTS)):
+            qp = q.copy()
+            qp[:, [columns[0][k], columns[1][k]]] += _FOOT_LEVEL_PROBE_RAD
+            probes.append(_fk(geometry, qp, log_scale, offsets))
+        for f in range(2):
+            idx = list(feet.rigid[f])
+            rot = _kabsch(reference[idx], base[:, idx])                       # (N, 3, 3) world, from standing
+            local = Rotation.from_matrix(to_heading @ rot)                   # in the heading frame
+            _, pitch, _ = local.as_euler("ZYX").T
+            target = to_heading.transpose(0, 2, 1) @ Rotation.from_euler("y", pitch[:, None]).as_matrix()
+            error = Rotation.from_matrix(target @ rot.transpose(0, 2, 1)).as_rotvec()   # (N, 3) world
+            axes = np.stack([Rotation.from_matrix(_kabsch(reference[idx], p[:, idx]) @ rot.transpose(0, 2, 1)
+                                                  ).as_rotvec() / _FOOT_LEVEL_PROBE_RAD for p in probes], axis=2)
+            gram = np.einsum("nki,nkj->nij", axes, axes) + 1e-3 * np.eye(3)
+            delta = np.linalg.solve(gram, np.einsum("nki,nk->ni", axes, error)[..., None])[..., 0]
+            q[:, columns[f]] += weight[:, f:f + 1] * delta
+        q[:, columns[0] + columns[1]] = np.clip(q[:, columns[0] + columns[1]],
+                                                conv.lower[columns[0] + columns[1]] + margin,
+                                                conv.upper[columns[0] + columns[1]] - margin)
+    return q
 
 
 def _stance_allowed(phase_r: np.ndarray, envelope: np.ndarray) -> np.ndarray:
