@@ -15,6 +15,7 @@ A manifest (TOML, paths relative to it)::
     calibration = "calib/Calib.toml"
     calibration_format = "anipose" # anipose | caliscope
     calibration_unit = "m"         # m | mm (optional for anipose: inferred and stated)
+    world_alignment = "none"       # optional: none | auto (estimate Z-up + floor from the subject, see below)
     location = ""                  # optional
     notes = ""                     # optional
     [[trials]]
@@ -28,6 +29,16 @@ A manifest (TOML, paths relative to it)::
     assistive_device = "none"      # optional
     detector = "openpose 1.7"      # optional
     camera_map = {cam01_json = "cam_1"}  # optional: keypoint source -> calibration camera
+
+World alignment: ``world_alignment = "auto"`` is for calibrations whose world is not Z-up with the floor at
+z = 0 (Caliscope: the world is camera 1's frame). After reading the calibration and the keypoints, the subject's
+keypoints are triangulated (:func:`compute.triangulation.triangulate_trajectories`, 100 px outlier threshold) in
+every trial of the most common keypoint set, and :func:`compute.world_alignment.estimate_world_alignment` (with
+the cameras' rotations for the level-camera up estimate) gives the rigid transform ``X' = R_a X + t_a``. The
+Camera rows then hold the extrinsics in the aligned world (projections unchanged) and ``Session.world_alignment``
+records ``{method, rotation, translation, up_source, floor_height, floor_source, heading_source}``; the source
+file's extrinsics are ``R = R' R_a``, ``t = t' + R' t_a``. ``"none"`` (default) stores the calibration as is and
+leaves ``Session.world_alignment`` NULL. Partial ingests (``ingest_calibration``) never align.
 
 Nothing is written unless everything validates: :func:`plan_session` builds all rows in memory (raising
 :class:`IngestError` with ``file: field: expected`` on any problem) and :func:`insert_plan` inserts them inside
@@ -51,6 +62,8 @@ from pipeline.keypoint_sets import KEYPOINT_SETS
 
 KEY_PATTERN_LENGTH = 32
 CALIBRATION_FORMATS = ("anipose", "caliscope")
+WORLD_ALIGNMENTS = ("none", "auto")
+ALIGNMENT_OUTLIER_THRESHOLD_PX = 100.0
 KEYPOINT_FORMATS = ("openpose", "caliscope", "npz")
 
 
@@ -121,6 +134,12 @@ class SessionPlan:
         lines = [f"subject {s['subject_id']} ({s['population']}), session {self.session['session_id']}"]
         if self.calibration is not None:
             lines.append(self.calibration.summary())
+        alignment = self.session.get("world_alignment")
+        if alignment:
+            up = np.asarray(alignment["rotation"])[2]
+            lines.append(f"world alignment ({alignment['method']}): up = calibration ({up[0]:.3f}, {up[1]:.3f}, "
+                         f"{up[2]:.3f}) from {alignment['up_source']}, floor {alignment['floor_height']:+.3f} m "
+                         f"from {alignment['floor_source']}, X from {alignment['heading_source']}")
         lines += [t.summary() for t in self.trials]
         lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in self.row_counts().items()))
         return "\n".join(lines)
@@ -318,7 +337,49 @@ def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPla
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise IngestError(manifest, "trials.name", f"unique trial names, repeated: {', '.join(duplicates)}")
+    alignment = _choice(_get(session_table, manifest, "session", "world_alignment", str, required=False,
+                             default="none"), set(WORLD_ALIGNMENTS), manifest, "session.world_alignment", "one of")
+    if alignment == "auto":
+        session["world_alignment"] = align_cameras(cameras, plans, lookups, manifest)
     return SessionPlan(manifest, subject, session, cameras, plans, calibration)
+
+
+def align_cameras(cameras: list[dict], plans: list[TrialPlan], lookups: Lookups, manifest: Path) -> dict:
+    """Estimate the world alignment from the subject (module docstring); rewrite ``cameras`` rotation/translation
+    in place; return the provenance record stored in ``Session.world_alignment``."""
+    from compute.cameras import make_camera
+    from compute.triangulation import triangulate_trajectories
+    from compute.world_alignment import estimate_world_alignment, transform_extrinsics
+    from scipy.spatial.transform import Rotation
+
+    by_name = {row["camera_name"]: row for row in cameras}
+    frames: dict[str, int] = {}
+    for plan in plans:
+        frames[plan.trial["keypoint_set"]] = frames.get(plan.trial["keypoint_set"], 0) + plan.trial["n_frames"]
+    keypoint_set = max(frames, key=frames.get)
+    points = []
+    for plan in plans:
+        if plan.trial["keypoint_set"] != keypoint_set:
+            continue
+        rows = [by_name[k["camera_name"]] for k in plan.keypoints]
+        rig = make_camera(np.stack([r["intrinsics"] for r in rows]), np.stack([r["distortion"] for r in rows]),
+                          np.stack([r["rotation"] for r in rows]), np.stack([r["translation"] for r in rows]),
+                          np.array([[r["image_width"], r["image_height"]] for r in rows], np.float64))
+        xyz, _ = triangulate_trajectories(rig, np.stack([k["points"] for k in plan.keypoints]),
+                                          np.stack([k["confidence"] for k in plan.keypoints]),
+                                          outlier_threshold_px=ALIGNMENT_OUTLIER_THRESHOLD_PX)
+        points.append(xyz)
+    rotations = Rotation.from_rotvec(np.stack([np.asarray(r["rotation"], np.float64) for r in cameras])).as_matrix()
+    try:
+        alignment = estimate_world_alignment(np.concatenate(points), lookups.keypoint_sets[keypoint_set],
+                                             camera_rotations=rotations)
+    except ValueError as error:
+        raise IngestError(manifest, "session.world_alignment", f"a subject seen well enough to find up and "
+                                                               f"the floor ({error})") from None
+    for row in cameras:
+        rvec, tvec = transform_extrinsics(row["rotation"], row["translation"], alignment)
+        row["rotation"], row["translation"] = rvec, tvec
+    return dict(method="auto", keypoint_set=keypoint_set, **alignment.to_dict())
 
 
 # --------------------------------------------------------------------------------------------- database

@@ -98,13 +98,14 @@ class Session(dj.Manual):
     location = "" : varchar(255)       # lab / rig
     manifest_file = "" : varchar(1000) # the session manifest it was ingested from
     notes = "" : varchar(1000)
+    world_alignment = null : json      # NULL: extrinsics as in the calibration file; else X'=RX+t applied (pipeline.manifest)
     """
 
 
 @schema
 class Camera(dj.Manual):
     definition = """
-    # calibrated camera of a session: OpenCV pinhole + distortion, x_cam = R X_world + t
+    # calibrated camera of a session: OpenCV pinhole + distortion, x_cam = R X_world + t (world: Session.world_alignment)
     -> Session
     camera_name : varchar(32)          # normalised, e.g. cam_1
     ---

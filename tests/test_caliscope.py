@@ -50,9 +50,16 @@ def test_caliscope_session_ingests(db_prefix, capsys):
         assert 267 - row["n_missing_frames"] == FRAMES_PER_PORT[row["camera_name"]]
         assert set(np.unique(row["confidence"])) <= {0.0, 1.0}
         np.testing.assert_array_equal(row["frame_index"], np.arange(267))
+    # world_alignment = "auto": stored extrinsics are in the aligned world X' = R_a X + t_a, so the file's are
+    # R = R' R_a and t = t' + R' t_a (pipeline/manifest.py)
+    alignment = (acq.Session & key).fetch1("world_alignment")
+    assert alignment["method"] == "auto" and alignment["up_source"] == "level cameras"
+    R_a, t_a = np.array(alignment["rotation"]), np.array(alignment["translation"])
+    np.testing.assert_allclose(R_a @ R_a.T, np.eye(3), atol=1e-9)
+    assert R_a[2] @ [1.0, 0.0, 0.0] > np.cos(np.deg2rad(10))  # SOURCE.md: up is roughly +X of camera 1's frame
     for row in (acq.Camera & key).to_dicts():
         section = config[row["camera_name"]]
-        np.testing.assert_allclose(Rotation.from_rotvec(np.array(row["rotation"])).as_matrix(), section["rotation"],
-                                   atol=1e-5)
-        np.testing.assert_allclose(row["translation"], section["translation"])
+        R_stored = Rotation.from_rotvec(np.array(row["rotation"])).as_matrix()
+        np.testing.assert_allclose(R_stored @ R_a, section["rotation"], atol=1e-5)
+        np.testing.assert_allclose(np.array(row["translation"]) + R_stored @ t_a, section["translation"], atol=1e-6)
         assert (row["image_width"], row["image_height"]) == (1280, 720) and row["calibration_unit"] == "m"
