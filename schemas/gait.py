@@ -110,7 +110,11 @@ class GaitMetrics(dj.Computed):
 
     def make_insert(self, key: dict, result: dict) -> None:
         self.insert1(dict(key, **result["summary"]), allow_direct_insert=True)
-        self.Step.insert([dict(key, **step) for step in result["steps"]], allow_direct_insert=True)
+        # Steps matched to the walkway carry walkway values and errors, unmatched ones do not: give every row
+        # the same attributes (None = no walkway match) so they go in as one insert.
+        attributes = sorted({name for step in result["steps"] for name in step})
+        rows = [dict(key, **{name: step.get(name) for name in attributes}) for step in result["steps"]]
+        self.Step.insert(rows, allow_direct_insert=True)
 
 
 def _float_or_none(value) -> float | None:
