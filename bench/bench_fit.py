@@ -1,0 +1,154 @@
+"""Benchmark of the end-to-end fit (issue 5): iterations/s, time-to-accuracy, trilevel memory, 10-trial target.
+
+Usage:  .venv/bin/python bench/bench_fit.py [--quick] [--skip-paper] [--skip-target]
+Writes a markdown summary to stdout.
+
+* Session: synthetic control subject, 8 cameras, 3 walks of 10 s (1.5 px noise, 10 % dropped, 3 % outliers).
+* Time-to-accuracy (TTA): the cpu_default fit is run with several step budgets (each a complete fit with its
+  own schedule); "converged" GC_5 is that of the largest budget; TTA is the wall time of the cheapest budget
+  whose GC_5 is within 0.01 of it.  Wall times include initialisation and evaluation; compile time is
+  excluded by a warm-up fit.
+* paper set: run for a capped wall time; its it/s is measured and its time for 40 000 steps is EXTRAPOLATED
+  (steps / it/s), said as such in the table.
+* two-stage baseline: triangulation + per-frame IK, wall time and GC_5.
+* trilevel peak memory (8 vs 32 subjects, 4 per batch): each in a subprocess, ru_maxrss (XLA buffers included,
+  tracemalloc would not see them).
+* target: 10 walks x 10 s, 8 cameras, cpu_default, wall time and GC_5 (goal <= 5 min on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mmc" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+import numpy as np  # noqa: E402
+
+from compute import synthetic  # noqa: E402
+from compute.baseline import fit_two_stage  # noqa: E402
+from compute.fit import (TrialObservations, evaluate_all_frames, fit_session, initialise,  # noqa: E402
+                         prepare_session_data, reprojection_errors_px, run_optimisation, session_gc)
+from compute.kinematics import load_body_model  # noqa: E402
+from compute.params import PARAMETER_SETS  # noqa: E402
+
+
+def make_session(body, n_walks: int, duration_s: float, seed: int = 5):
+    config = synthetic.SyntheticSessionConfig(
+        seed=seed, n_cameras=8, trials=synthetic.default_trials(n_walks=n_walks, static=False, tug=False,
+                                                                duration_s=duration_s))
+    session = synthetic.generate_session(config, body)
+    trials = [TrialObservations(t.name, t.fps, np.asarray(t.keypoints, np.float32),
+                                np.asarray(t.confidence, np.float32)) for t in session.trials]
+    return session, trials
+
+
+def capped_fit(body, cameras, trials, params, cap_s: float, check_every: int = 5):
+    """Run ``params`` for at most cap_s seconds of optimisation; returns (steps, seconds, GC_5 at the cap)."""
+    networks, beta, _ = initialise(body, cameras, trials, params, jax.random.PRNGKey(1))
+    data = prepare_session_data(cameras, trials)
+    run_optimisation(body, data, networks, beta, params, jax.random.PRNGKey(2), n_steps=2)  # compile
+    steps, start = 0, time.perf_counter()
+    variables = None
+    while time.perf_counter() - start < cap_s:
+        variables, _, _ = run_optimisation(body, data, networks if variables is None else variables.networks,
+                                           beta if variables is None else variables.body, params,
+                                           jax.random.PRNGKey(3 + steps), n_steps=check_every)
+        steps += check_every
+    seconds = time.perf_counter() - start
+    _, markers = evaluate_all_frames(variables.networks, [t.n_frames for t in trials], body, variables.body)
+    errors = [reprojection_errors_px(cameras, m, t.keypoints) for m, t in zip(markers, trials)]
+    gc = session_gc(errors, [np.nan_to_num(t.confidence) for t in trials])
+    return steps, seconds, float(gc[4])
+
+
+def trilevel_peak_memory_mb(n_subjects: int) -> float:
+    code = f"""
+import resource, numpy as np
+from compute import synthetic
+from compute.fit import TrialObservations
+from compute.kinematics import load_body_model
+from compute.params import PARAMETER_SETS
+from compute.trilevel import fit_trilevel
+body = load_body_model('MOVI87')
+subjects = []
+for k in range({n_subjects}):
+    s = synthetic.generate_session(synthetic.SyntheticSessionConfig(seed=200 + k, rig_seed=3, trials=
+        synthetic.default_trials(n_walks=1, static=False, tug=False, duration_s=2.0)), body)
+    subjects.append((s.cameras_given, [TrialObservations(t.name, t.fps, t.keypoints, t.confidence) for t in s.trials]))
+fit_trilevel(body, subjects, PARAMETER_SETS['cpu_default'].replace(steps=20, time_points_per_trial=32),
+             subjects_per_batch=4, steps=40)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ))
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter trials and budgets (smoke test)")
+    parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--skip-target", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    duration = 4.0 if args.quick else 10.0
+    budgets = (250, 500) if args.quick else (250, 500, 1000, 1500, 2500)
+    body = load_body_model("MOVI87")
+    session, trials = make_session(body, 3, duration)
+    cpu = PARAMETER_SETS["cpu_default"]
+    lines = [f"# bench_fit ({'quick' if args.quick else 'full'}): 3 walks x {duration:.0f} s, 8 cameras, "
+             f"{os.cpu_count()} CPUs", ""]
+
+    fit_session(body, session.cameras_given, trials, cpu.replace(steps=budgets[0]), seed=0)  # warm-up / compile
+    rows = []
+    for steps in budgets:
+        fit = fit_session(body, session.cameras_given, trials, cpu.replace(steps=steps), seed=0)
+        rows.append((steps, fit.wall_time_s, fit.gc5))
+    converged = rows[-1][2]
+    tta = next(w for s, w, g in rows if g >= converged - 0.01)
+    rate = (rows[-1][0] - rows[0][0]) / max(rows[-1][1] - rows[0][1], 1e-9)
+    lines += ["## cpu_default step budgets", "", "| steps | wall s | GC_5 |", "|---|---|---|"]
+    lines += [f"| {s} | {w:.1f} | {g:.4f} |" for s, w, g in rows]
+    lines += ["", f"cpu_default: {rate:.1f} it/s, converged GC_5 {converged:.4f}, time-to-accuracy {tta:.1f} s", ""]
+
+    base = fit_two_stage(body, session.cameras_given, trials, cpu)
+    base = fit_two_stage(body, session.cameras_given, trials, cpu)  # second call: compiled
+    lines += [f"two-stage baseline: wall {base.wall_time_s:.1f} s, GC_5 {base.gc5:.4f} "
+              f"(end-to-end GC_5 - baseline GC_5 = {converged - base.gc5:+.4f}; wall ratio cpu_default TTA / "
+              f"baseline = {tta / base.wall_time_s:.2f})", ""]
+
+    if not args.skip_paper:
+        paper = PARAMETER_SETS["paper"]
+        cap = 60.0 if args.quick else 180.0
+        steps, seconds, gc5 = capped_fit(body, session.cameras_given, trials, paper, cap)
+        paper_rate = steps / seconds
+        extrapolated = paper.steps / paper_rate
+        lines += [f"paper set: capped at {seconds:.0f} s: {steps} steps, {paper_rate:.2f} it/s, GC_5 at the cap "
+                  f"{gc5:.4f}; EXTRAPOLATED time for its 40 000 steps: {extrapolated / 3600:.1f} h "
+                  f"(ratio to cpu_default TTA: {extrapolated / tta:.0f}x; it/s ratio cpu_default/paper "
+                  f"{rate / paper_rate:.0f}x)", ""]
+
+    if not args.skip_memory:
+        m8, m32 = trilevel_peak_memory_mb(8), trilevel_peak_memory_mb(32)
+        lines += [f"trilevel peak RSS (4 subjects per batch): 8 subjects {m8:.0f} MB, 32 subjects {m32:.0f} MB "
+                  f"(ratio {m32 / m8:.2f})", ""]
+
+    if not args.skip_target:
+        session10, trials10 = make_session(body, 10, 10.0, seed=6)
+        fit = fit_session(body, session10.cameras_given, trials10, cpu, seed=0)
+        lines += [f"target (10 walks x 10 s, 8 cameras, cpu_default {cpu.steps} steps): wall {fit.wall_time_s:.0f} s "
+                  f"(goal <= 300 s), GC_5 {fit.gc5:.4f}", ""]
+    lines += ["cpu_default = `" + json.dumps(cpu.to_dict()) + "`"]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
