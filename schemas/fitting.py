@@ -469,6 +469,10 @@ class TrilevelFit(dj.Computed):
         result = fit_trilevel(body, subjects, FitParamsData.from_dict(inputs["params"]),
                                       seed=inputs["seed"], subjects_per_batch=inputs["subjects_per_batch"])
         new_sites = _numpy(result.marker_sites).astype(np.float64)
+        # frozen (heel) sites are copied bit for bit: the float32 round trip through the body model must not
+        # make them differ from the parent's by ~1e-8 m (and change the new model's content hash for nothing)
+        frozen = np.asarray(getattr(result, "frozen_site_mask", np.zeros(len(new_sites), bool)), bool)
+        new_sites[frozen] = base_sites[frozen]
         history = _numpy(result.loss_history)
         return (dict(new_sites=new_sites, base_sites=base_sites,
                      log_scales=[_numpy(s).astype(np.float64) for s in result.log_scales],

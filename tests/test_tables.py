@@ -66,7 +66,7 @@ def test_default_model_holds_sites_for_every_keypoint_set(tables):
         sites = model.marker_sites("body40", row["keypoint_set"])
         assert sites.marker_names == tuple(row["joint_names"])
         assert sites.sites.shape == (row["n_joints"], 3)
-    assert len(model.BaseModel.fetch1("content_hash")) == 40
+    assert len((model.BaseModel & {"base_model": "body40"}).fetch1("content_hash")) == 40
 
 
 def test_populate_adds_a_default_task_only_for_sessions_without_one(tables):
