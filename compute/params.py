@@ -37,7 +37,10 @@ class FitParams:
     Bundle adjustment: camera_start_fraction (cameras train from this fraction of steps on; >= 1 = never),
       camera_learning_rate (Adam on camera rotation [rad] and centre [m] deltas).
     Trilevel: site_learning_rate, site_weight (L2 on site change from the base model, m^-2),
-      freeze_heel_sites.
+      freeze_heel_sites, site_start_fraction (shared sites stay fixed for this fraction of the trilevel steps
+      while each subject's trajectories and scales settle - a warm start; then their own Adam starts fresh
+      with a warm-up), site_offset_start_fraction (per-subject marker offsets stay at 0 until this fraction of
+      each subject's steps, so the displacement common to all subjects goes to the shared sites first).
     Two-stage baseline (per-frame IK to triangulated points): ik_steps, ik_learning_rate (Adam on latent
       angles and root, exponentially decayed 100x), ik_huber_delta_m.
     Checks: divergence_check_every (steps between NaN/inf checks of the loss), history_every.
@@ -73,6 +76,8 @@ class FitParams:
     site_learning_rate: float = 1e-3
     site_weight: float = 0.0
     freeze_heel_sites: bool = True
+    site_start_fraction: float = 0.3
+    site_offset_start_fraction: float = 0.75
 
     ik_steps: int = 300
     ik_learning_rate: float = 2e-2

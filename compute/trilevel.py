@@ -8,6 +8,14 @@ each (``compute.fit.session_loss``, vmapped over the batch) with the shared site
 model, updates the batch subjects with their own optimizer states and scatters them back; the shared sites get
 their own Adam.  Activation memory therefore depends on the batch size, not on the number of subjects.
 Heel sites are frozen by construction: ``sites = base + free_mask * delta``.  Cameras are not refined here.
+
+Staging (identifiability): for the first ``site_start_fraction`` of the steps the sites are held (a dynamic 0/1
+gate on their gradient, one compiled step) while every subject's trajectories and scales settle - released
+early, the sites chase the pose errors of half-fitted trajectories.  At the release the site Adam is
+re-initialised (fresh moments, warm-up then exponential decay).  Per-subject offsets stay at 0 until
+``site_offset_start_fraction`` of each subject's steps: offsets are L2-penalised per subject, sites are shared
+and free, so the displacement common to all subjects must go to the sites before the offsets can absorb it.
+Synthetic check (tests/test_trilevel.py): 8 subjects, sites displaced by 2 cm -> 0.55 cm mean error.
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ class TrilevelFit:
     params: FitParams
     subjects_per_batch: int
     frozen_site_mask: np.ndarray    # (J,) bool, True where the site was not optimised
+    site_history: np.ndarray        # (H,J,3) sites at each loss-history row
     loss_history_columns: tuple[str, ...] = TRILEVEL_HISTORY_COLUMNS
 
 
@@ -88,8 +97,10 @@ def _put(tree, idx, part):
 
 @eqx.filter_jit
 def _trilevel_step(train, frozen, opt_states, site_delta, site_state, free_mask, body, data, batch, key,
-                   subject_optimizer, site_optimizer, params):
-    """One mini-batch step.  train/frozen/opt_states/data have a leading subject axis (S,); batch (B,) int32."""
+                   site_gate, subject_optimizer, site_optimizer, params):
+    """One mini-batch step.  train/frozen/opt_states/data have a leading subject axis (S,); batch (B,) int32;
+    site_gate: float32 scalar, 0 while the shared sites are held fixed (warm start), 1 after (dynamic, so both
+    phases share one compiled step)."""
     train_b, frozen_b, states_b, data_b = _take(train, batch), _take(frozen, batch), _take(opt_states, batch), \
         _take(data, batch)
     keys = jax.random.split(key, batch.shape[0])
@@ -98,7 +109,7 @@ def _trilevel_step(train, frozen, opt_states, site_delta, site_state, free_mask,
     grads_b = eqx.tree_at(lambda g: g.cameras, grads_b, jax.tree.map(jnp.zeros_like, grads_b.cameras))
     updates_b, states_b = jax.vmap(subject_optimizer.update)(grads_b, states_b, train_b)
     train_b = eqx.apply_updates(train_b, updates_b)
-    site_updates, site_state = site_optimizer.update(grad_sites, site_state, site_delta)
+    site_updates, site_state = site_optimizer.update(grad_sites * site_gate, site_state, site_delta)
     site_delta = optax.apply_updates(site_delta, site_updates)
     return _put(train, batch, train_b), _put(opt_states, batch, states_b), site_delta, site_state, terms
 
@@ -119,7 +130,8 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
 
     body: base model whose ``marker_sites`` are the starting sites; subjects: (rig Camera(C_s,), trials) per
     subject (all with the body's marker set); params: FitParams (``site_learning_rate``, ``site_weight``,
-    ``freeze_heel_sites``; per-subject networks use the bilevel settings, camera refinement is off);
+    ``freeze_heel_sites``, ``site_start_fraction``, ``site_offset_start_fraction``; per-subject networks use
+    the bilevel settings, camera refinement is off);
     subjects_per_batch: subjects per step (memory scales with this, not with len(subjects));
     steps: total mini-batch steps (default ``params.steps * ceil(S / B)`` so each subject sees ~params.steps).
     Raises FitDivergedError on a non-finite loss.
@@ -136,7 +148,11 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
     n_frames = max(tr.n_frames for _, t in subjects for tr in t)
     total_steps = steps if steps is not None else params.steps * int(np.ceil(n_subjects / batch))
     subject_steps = int(np.ceil(total_steps * batch / n_subjects))
-    subject_params = params.replace(camera_start_fraction=0.0, steps=max(subject_steps, 1))
+    # per-subject offsets join late (site_offset_start_fraction of each subject's steps): until then the
+    # displacement common to all subjects can only be explained by the shared sites
+    subject_params = params.replace(camera_start_fraction=0.0, steps=max(subject_steps, 1),
+                                    offset_start_fraction=params.site_offset_start_fraction)
+    site_start = min(int(round(params.site_start_fraction * total_steps)), total_steps)
 
     key = jax.random.PRNGKey(seed)
     key_init, key_fit = jax.random.split(key)
@@ -167,22 +183,30 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
     n_markers = len(body.marker_names)
     frozen_mask = np.asarray(body.heel_marker_mask, bool) if params.freeze_heel_sites else np.zeros(n_markers, bool)
     free_mask = jnp.asarray(~frozen_mask, jnp.float32)
+    # the site optimizer (and its step count) is re-initialised at the release step: warm-up then exponential
+    # decay over the remaining steps, Adam moments free of the gated warm-start phase
+    site_steps = max(total_steps - site_start, 1)
+    site_warmup = max(min(params.warmup_steps, site_steps // 10), 1)
     site_optimizer = optax.adam(optax.warmup_exponential_decay_schedule(
-        0.0, params.site_learning_rate, max(params.warmup_steps, 1), 1,
-        (params.learning_rate_final / params.learning_rate) ** (1.0 / max(total_steps, 1))))
+        0.0, params.site_learning_rate, site_warmup, 1,
+        (params.learning_rate_final / params.learning_rate) ** (1.0 / max(site_steps - site_warmup, 1))))
     site_delta = jnp.zeros((n_markers, 3), jnp.float32)
     site_state = site_optimizer.init(site_delta)
 
     rng = np.random.default_rng(seed)
     step_keys = jax.random.split(key_fit, total_steps)
-    history, pending = [], []
+    gate_off, gate_on = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
+    history, pending, site_history = [], [], []
     for step in range(total_steps):
+        if step == site_start:
+            site_state = site_optimizer.init(site_delta)
         idx = jnp.asarray(np.sort(rng.choice(n_subjects, batch, replace=False)), jnp.int32)
         train, opt_states, site_delta, site_state, terms = _trilevel_step(
             train, frozen, opt_states, site_delta, site_state, free_mask, body, data_all, idx, step_keys[step],
-            subject_optimizer, site_optimizer, subject_params)
+            gate_on if step >= site_start else gate_off, subject_optimizer, site_optimizer, subject_params)
         if step % params.history_every == 0 or step == total_steps - 1:
             pending.append((step, terms))
+            site_history.append(site_delta)
         if (step + 1) % params.divergence_check_every == 0 or step == total_steps - 1:
             for s, t in pending:
                 row = [float(s)] + [float(t[c]) for c in TRILEVEL_HISTORY_COLUMNS[1:]]
@@ -198,7 +222,9 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
     offsets = np.asarray(final.body.offsets)
     if not (np.all(np.isfinite(sites)) and np.all(np.isfinite(log_scales)) and np.all(np.isfinite(offsets))):
         raise FitDivergedError("compute/trilevel.py: non-finite values in the result")
-    return TrilevelFit(marker_sites=sites, log_scales=log_scales, offsets=offsets,
+    site_history = (np.asarray(body.marker_sites)[None] + np.asarray(free_mask)[None, :, None]
+                    * np.stack([np.asarray(d) for d in site_history]))
+    return TrilevelFit(marker_sites=sites, log_scales=log_scales, offsets=offsets, site_history=site_history,
                        loss_history=np.asarray(history, np.float64).reshape(-1, len(TRILEVEL_HISTORY_COLUMNS)),
                        iterations=total_steps, wall_time_s=time.perf_counter() - wall_start, seed=seed,
                        params=params, subjects_per_batch=batch, frozen_site_mask=frozen_mask)

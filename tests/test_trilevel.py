@@ -2,7 +2,10 @@
 
 Eight small subjects (one 2 s walk each, 8 cameras, usual noise/drops/outliers) generated with the true sites;
 the fit starts from sites displaced by 2 cm (heel sites untouched and frozen) and must recover them to
-<= 1 cm mean error.  Mini-batches of 4 subjects per step.
+<= 1 cm mean error over the 84 non-heel sites (the frozen heel sites start, and stay, at the truth).
+Mini-batches of 4 subjects per step, 1200 steps (600 per subject); sites are held for the first 30 % of the
+steps (warm start of trajectories and scales), per-subject offsets join at 75 %.
+Measured (2 cores, shared): 2.00 -> 0.5-0.6 cm, fit ~2 min.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from compute.params import PARAMETER_SETS
 from compute.trilevel import fit_trilevel
 
 N_SUBJECTS = 8
-PARAMS = PARAMETER_SETS["cpu_default"].replace(time_points_per_trial=32, steps=900)
+PARAMS = PARAMETER_SETS["cpu_default"].replace(time_points_per_trial=32, steps=600)
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +49,23 @@ def trilevel(subjects_and_truth):
     return fit_trilevel(displaced_body, subjects, PARAMS, seed=0, subjects_per_batch=4)
 
 
-@pytest.mark.xfail(strict=False, reason="not met yet (H5): 2.00 -> 1.76 cm mean error after 900 steps; sites move "
-                   "while trajectories are still poor - needs a site start fraction / longer schedule")
 def test_trilevel_recovers_displaced_sites_to_1_cm(trilevel, subjects_and_truth):
     _, true_sites, displaced_body, heel = subjects_and_truth
     before = np.linalg.norm(np.asarray(displaced_body.marker_sites) - true_sites, axis=1)[~heel].mean()
     after = np.linalg.norm(trilevel.marker_sites - true_sites, axis=1)[~heel].mean()
     print(f"mean site error {100 * before:.2f} cm -> {100 * after:.2f} cm in {trilevel.wall_time_s:.0f} s")
     assert after <= 0.01
+
+
+def test_sites_are_held_during_the_warm_start(trilevel, subjects_and_truth):
+    _, _, displaced_body, _ = subjects_and_truth
+    steps = trilevel.loss_history[:, 0]
+    held = steps < PARAMS.site_start_fraction * trilevel.iterations
+    assert held.any() and (~held).any()
+    start = np.asarray(displaced_body.marker_sites)
+    held_sites = trilevel.site_history[held]
+    np.testing.assert_allclose(held_sites, np.broadcast_to(start, held_sites.shape), atol=1e-6)
+    assert np.abs(trilevel.site_history[-1] - np.asarray(displaced_body.marker_sites)).max() > 0.01
 
 
 def test_heel_sites_stay_frozen(trilevel, subjects_and_truth):
