@@ -92,6 +92,17 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+_EMITTED = [0]
+
+
+def emit(lines: list[str]) -> None:
+    """Print the lines not printed yet and free compiled programs (XLA:CPU maps each one into memory; a long
+    benchmark process would otherwise run into the kernel's vm.max_map_count)."""
+    print("\n".join(lines[_EMITTED[0]:]), flush=True)
+    _EMITTED[0] = len(lines)
+    jax.clear_caches()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter trials and budgets (smoke test)")
@@ -118,12 +129,14 @@ def main() -> None:
     lines += ["## cpu_default step budgets", "", "| steps | wall s | GC_5 |", "|---|---|---|"]
     lines += [f"| {s} | {w:.1f} | {g:.4f} |" for s, w, g in rows]
     lines += ["", f"cpu_default: {rate:.1f} it/s, converged GC_5 {converged:.4f}, time-to-accuracy {tta:.1f} s", ""]
+    emit(lines)
 
     base = fit_two_stage(body, session.cameras_given, trials, cpu)
     base = fit_two_stage(body, session.cameras_given, trials, cpu)  # second call: compiled
     lines += [f"two-stage baseline: wall {base.wall_time_s:.1f} s, GC_5 {base.gc5:.4f} "
               f"(end-to-end GC_5 - baseline GC_5 = {converged - base.gc5:+.4f}; wall ratio cpu_default TTA / "
               f"baseline = {tta / base.wall_time_s:.2f})", ""]
+    emit(lines)
 
     if not args.skip_paper:
         paper = PARAMETER_SETS["paper"]
@@ -135,11 +148,13 @@ def main() -> None:
                   f"{gc5:.4f}; EXTRAPOLATED time for its 40 000 steps: {extrapolated / 3600:.1f} h "
                   f"(ratio to cpu_default TTA: {extrapolated / tta:.0f}x; it/s ratio cpu_default/paper "
                   f"{rate / paper_rate:.0f}x)", ""]
+        emit(lines)
 
     if not args.skip_memory:
         m8, m32 = trilevel_peak_memory_mb(8), trilevel_peak_memory_mb(32)
         lines += [f"trilevel peak RSS (4 subjects per batch): 8 subjects {m8:.0f} MB, 32 subjects {m32:.0f} MB "
                   f"(ratio {m32 / m8:.2f})", ""]
+        emit(lines)
 
     if not args.skip_target:
         session10, trials10 = make_session(body, 10, 10.0, seed=6)
@@ -147,7 +162,7 @@ def main() -> None:
         lines += [f"target (10 walks x 10 s, 8 cameras, cpu_default {cpu.steps} steps): wall {fit.wall_time_s:.0f} s "
                   f"(goal <= 300 s), GC_5 {fit.gc5:.4f}", ""]
     lines += ["cpu_default = `" + json.dumps(cpu.to_dict()) + "`"]
-    print("\n".join(lines))
+    emit(lines)
 
 
 if __name__ == "__main__":

@@ -328,7 +328,15 @@ def _train_step_impl(train: FitVariables, frozen: FitVariables, opt_state, body:
     grads = eqx.tree_at(lambda g: g.cameras, grads, jax.tree.map(lambda g: g * camera_gate, grads.cameras))
     updates, opt_state = optimizer.update(grads, opt_state, train)
     train = eqx.apply_updates(train, updates)
+    train = eqx.tree_at(lambda v: v.body.offsets, train,
+                        project_to_ball(train.body.offsets, params.max_offset_m))
     return train, opt_state, terms
+
+
+def project_to_ball(vectors: jax.Array, radius: float) -> jax.Array:
+    """Scale each row of ``vectors`` (..., 3) down to norm ``radius`` where it is longer (projected gradient)."""
+    norm = jnp.sqrt(jnp.sum(vectors**2, axis=-1, keepdims=True) + 1e-12)
+    return vectors * jnp.minimum(1.0, radius / norm)
 
 
 def make_train_step(max_traces: int | None = None) -> Callable:
@@ -428,7 +436,7 @@ def initial_root_and_heading(body: kin.BodyModel, points: np.ndarray, log_scale:
     for t in range(n_frames):
         obs = points[t, members]
         ok = np.all(np.isfinite(obs), axis=1)
-        if ok.sum() < 3:
+        if ok.sum() < 2:
             continue
         p, x = model[members[ok]], obs[ok]
         pc, xc = p - p.mean(0), x - x.mean(0)
@@ -557,7 +565,7 @@ def initialise(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObser
     for tr in trials:
         kp = np.asarray(tr.keypoints, np.float64)
         conf = np.nan_to_num(np.asarray(tr.confidence, np.float64), nan=0.0)
-        p, _ = triangulate_points(rig_np, kp, conf)
+        p, _ = triangulate_points(rig_np, kp, conf, outlier_threshold_px=params.init_outlier_threshold_px)
         points.append(np.asarray(p))
     log_scale = estimate_log_scale(body, points)
     lower, upper = np.asarray(body.joint_lower), np.asarray(body.joint_upper)

@@ -30,6 +30,11 @@ class FitParams:
       steps, time_points_per_trial (frames sampled per trial per step, stratified).
       body_learning_rate: Adam lr of log-scales and marker offsets.
       offset_start_fraction: marker offsets receive updates from this fraction of the steps on (0 = always).
+      max_offset_m: each marker offset is projected onto a ball of this radius after every update (metres).
+        A marker offset is where a detector puts a landmark relative to the model site: millimetres to a few
+        centimetres. Unbounded, offsets of 30-50 cm absorbed badly seen legs on the real Caliscope recording.
+      init_outlier_threshold_px: reprojection threshold of the robust triangulation that initialises the fit;
+        looser than a 3D reconstruction would use because real detectors disagree across views by 10-20 px.
     Loss (DESIGN §5): huber_delta_px, offset_weight (lambda_beta on mean(delta^2), delta in metres; with our
       pixel-unit loss the paper's 1e2 leaves offsets free to absorb pose errors - e.g. forearm pronation was
       8 deg off with 1e2, 4.7 deg with 3e3 - so cpu_default uses 3e3; 1e4 and 3e4 gave 6.3 and 7.0 deg),
@@ -64,6 +69,8 @@ class FitParams:
     time_points_per_trial: int = 64
     body_learning_rate: float = 3e-3
     offset_start_fraction: float = 0.3
+    max_offset_m: float = 0.05
+    init_outlier_threshold_px: float = 40.0
 
     huber_delta_px: float = 10.0
     offset_weight: float = 3e3

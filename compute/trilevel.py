@@ -31,8 +31,8 @@ import optax
 
 from compute import kinematics as kin
 from compute.cameras import Camera
-from compute.fit import (CameraDelta, FitDivergedError, FitVariables, TrialObservations,
-                         initialise, make_optimizer, prepare_session_data, session_loss, validate_inputs)
+from compute.fit import (CameraDelta, FitDivergedError, FitVariables, TrialObservations, initialise,
+                         make_optimizer, prepare_session_data, project_to_ball, session_loss, validate_inputs)
 from compute.params import FitParams
 from compute.trajectory import trainable_filter
 
@@ -109,6 +109,8 @@ def _trilevel_step(train, frozen, opt_states, site_delta, site_state, free_mask,
     grads_b = eqx.tree_at(lambda g: g.cameras, grads_b, jax.tree.map(jnp.zeros_like, grads_b.cameras))
     updates_b, states_b = jax.vmap(subject_optimizer.update)(grads_b, states_b, train_b)
     train_b = eqx.apply_updates(train_b, updates_b)
+    train_b = eqx.tree_at(lambda v: v.body.offsets, train_b,
+                          project_to_ball(train_b.body.offsets, params.max_offset_m))
     site_updates, site_state = site_optimizer.update(grad_sites * site_gate, site_state, site_delta)
     site_delta = optax.apply_updates(site_delta, site_updates)
     return _put(train, batch, train_b), _put(opt_states, batch, states_b), site_delta, site_state, terms

@@ -5,8 +5,11 @@ Database fixtures (a unique schema prefix per test session, dropped at teardown)
 """
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
+
+import pytest
 
 # Compiled fit steps take 15-20 s each on a CPU; a persistent cache makes the second run cheap.
 _CACHE_DIR = Path(os.environ.get("MMC_JAX_CACHE", Path.home() / ".cache" / "mmc" / "jax"))
@@ -21,3 +24,16 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 pytest_plugins = ["tests.db_fixtures"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free every compiled XLA program after each test module.
+
+    XLA:CPU keeps each loaded executable memory-mapped (a fit step is ~3,000 mappings); the whole suite in one
+    process would pass the kernel's vm.max_map_count (65,530) and die in LLVM with "Cannot allocate memory".
+    Recompiling in the next module is cheap thanks to the persistent compilation cache.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()

@@ -1,16 +1,15 @@
 """End-to-end fit of the real Caliscope recording (SOURCE.md): world alignment at ingest, then fit_session.
 
-Ingest without a database (pipeline.manifest.plan_session, world_alignment = "auto"), fit BLAZEPOSE33 0-32
-(confidence 1 where present) with cpu_default shortened to 600 steps (cold ~3 min on a loaded 2-core box, of which
-~2.4 min is compilation; the steps take ~10 s). Bounds are set from the measured values (H9, seed 0):
-per-port median reprojection 10.7 / 19.9 / 12.6 / 8.4 px vs Caliscope's triangulation 13.8 / 18.0 / 14.7 / 7.7
-(ratio <= 1.11, asserted <= 1.5); 3D distance to xyz_HOLISTIC: face/shoulders 1-4 cm, median over all body
-points 2.7 cm (asserted < 5 cm); legs are poorly determined (mostly 2 views): thigh 0.23 / 0.30 m and shank
-0.13 / 0.16 m vs the reference 0.39 / 0.31 m - an expected failure, recorded below.
+Ingest without a database (pipeline.manifest.plan_session, world_alignment = "auto": the subject sits, up is
+taken from the cameras), fit BLAZEPOSE33 0-32 (confidence 1 where present) with cpu_default. Measured (seed 0):
+per-port median reprojection 6.7 / 10.8 / 8.2 / 5.6 px against 13.8 / 18.0 / 14.7 / 7.7 px for Caliscope's own
+unconstrained triangulation (asserted: no port worse than it); hips 67-71 deg and knees 93-102 deg flexed
+(sitting); thigh 0.35 / 0.43 m and shank 0.32 / 0.24 m against 0.39 / 0.43 and 0.31 / 0.23 m in Caliscope's
+triangulation (asserted within 15 %); 3D distance to it 1.2 cm median without bundle adjustment, and after a
+similarity alignment with it (asserted < 3 cm).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ XYZ = RECORDING / "recordings" / "recording_1" / "HOLISTIC" / "xyz_HOLISTIC.csv"
 pytestmark = pytest.mark.skipif(not XYZ.is_file(), reason=f"shared Caliscope data not found at {RECORDING} "
                                                           f"(../shared is absent)")
 BASELINE_MEDIAN_PX = np.array([13.8, 18.0, 14.7, 7.7])  # SOURCE.md, body points 0-32, ports 0..3
-STEPS = 600
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +42,7 @@ def fitted():
                       np.array([[c["image_width"], c["image_height"]] for c in cams], np.float64))
     keypoints = np.stack([k["points"] for k in trial.keypoints])
     confidence = np.stack([k["confidence"] for k in trial.keypoints])
-    params = dataclasses.replace(PARAMETER_SETS["cpu_default"], steps=STEPS)
+    params = PARAMETER_SETS["cpu_default"]
     fit = fit_session(load_body_model("BLAZEPOSE33"), rig,
                       [TrialObservations(trial.trial["trial_name"], trial.trial["fps"], keypoints, confidence)],
                       params, seed=0)
@@ -65,7 +63,19 @@ def test_reprojection_close_to_caliscope_baseline(fitted):
     _, fit = fitted
     median = np.asarray(fit.trials[0].per_camera_median_error_px)
     print("per-port median px", median.round(1), "baseline", BASELINE_MEDIAN_PX, "fit time s", fit.wall_time_s)
-    assert np.all(median <= 1.5 * BASELINE_MEDIAN_PX), median
+    # a rigid, scaled skeleton reprojects at least as well as Caliscope's unconstrained per-point triangulation
+    assert np.all(median <= BASELINE_MEDIAN_PX), median
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Umeyama: the similarity transform of ``source`` (N,3) that best matches ``target`` (N,3), applied."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    xs, xt = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(xt.T @ xs / len(source))
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(sigma) @ d) / xs.var(0).sum()
+    return scale * source @ rotation.T + (mu_t - scale * rotation @ mu_s)
 
 
 def test_markers_near_caliscope_triangulation_and_bones_constant(fitted):
@@ -74,24 +84,50 @@ def test_markers_near_caliscope_triangulation_and_bones_constant(fitted):
     R_a, t_a = np.array(alignment["rotation"]), np.array(alignment["translation"])
     markers = fit.trials[0].markers
     in_calibration_world = (markers - t_a) @ R_a  # X = R_a^T (X' - t_a)
-    distance = np.linalg.norm(in_calibration_world - reference_points(), axis=-1)
-    print("3D distance to xyz_HOLISTIC, median m", np.nanmedian(distance), np.nanmedian(distance, axis=0).round(3))
-    assert np.nanmedian(distance) < 0.05
+    ref = reference_points()
+    # Bundle adjustment moves the reconstruction's frame against the input calibration by a few cm (measured:
+    # 1.2 cm median distance without it, 5 cm with it, the same 4-5 cm on the face): compare shapes after the
+    # best similarity transform, as one compares two reconstructions of different calibrations.
+    both = np.isfinite(ref).all(-1)
+    aligned = np.full_like(in_calibration_world, np.nan)
+    aligned[both] = similarity_align(in_calibration_world[both], ref[both])
+    distance = np.linalg.norm(aligned - ref, axis=-1)
+    print("3D distance to xyz_HOLISTIC after similarity alignment, median m", np.nanmedian(distance),
+          np.nanmedian(distance, axis=0).round(3))
+    assert np.nanmedian(distance) < 0.03
     assert np.nanmedian(distance[:, :13]) < 0.03  # face and shoulders
-    for a, b in ((23, 25), (24, 26), (25, 27), (26, 28), (11, 12), (11, 13), (13, 15)):
+    from compute.kinematics import load_body_model
+
+    # markers on one body keep their distances exactly (Caliscope's triangulated "bones" vary by 1-2.5 cm)
+    body_ids = np.asarray(load_body_model("BLAZEPOSE33").marker_body_ids)
+    pairs = [(a, b) for a in range(33) for b in range(a + 1, 33) if body_ids[a] == body_ids[b]]
+    assert len(pairs) > 20
+    for a, b in pairs:
         length = np.linalg.norm(markers[:, a] - markers[:, b], axis=-1)
-        assert length.std() < 1e-3, (a, b, length.std())  # rigid segments: constant by construction
+        assert length.std() < 1e-4, (a, b, length.std())
     # the floor is at z = 0 and up is +Z: the subject's head is above the hips, which are above the ankles
     z = np.median(markers[..., 2], axis=0)
     assert z[0] > z[23] > z[27] > -0.05
 
 
-@pytest.mark.xfail(reason="measured (600 steps): thigh 0.23/0.30 m, shank 0.13/0.16 m vs reference 0.39/0.31 m; "
-                          "legs seen by ~2 cameras and marker offsets absorb them (H5 fit tuning)", strict=False)
-def test_leg_lengths_near_reference(fitted):
+def test_leg_lengths_near_caliscope_triangulation(fitted):
+    """Thigh and shank of the scaled model within 15 % of the same segments in Caliscope's triangulation."""
     _, fit = fitted
-    markers = fit.trials[0].markers
-    thigh = [np.linalg.norm(markers[:, a] - markers[:, b], axis=-1).mean() for a, b in ((23, 25), (24, 26))]
-    shank = [np.linalg.norm(markers[:, a] - markers[:, b], axis=-1).mean() for a, b in ((25, 27), (26, 28))]
-    np.testing.assert_allclose(thigh, 0.39, rtol=0.15)
-    np.testing.assert_allclose(shank, 0.31, rtol=0.15)
+    markers, ref = fit.trials[0].markers, reference_points()
+    for a, b in ((23, 25), (24, 26), (25, 27), (26, 28)):  # thighs (hip-knee), shanks (knee-ankle)
+        fitted_length = np.linalg.norm(markers[:, a] - markers[:, b], axis=-1).mean()
+        reference_length = np.nanmedian(np.linalg.norm(ref[:, a] - ref[:, b], axis=-1))
+        print("segment", a, b, "fit", round(float(fitted_length), 3), "caliscope", round(float(reference_length), 3))
+        assert abs(fitted_length / reference_length - 1) < 0.15, (a, b, fitted_length, reference_length)
+
+
+def test_sitting_posture_is_recovered(fitted):
+    """The subject sits with hips and knees flexed (SOURCE.md): the fit must not fold the legs backwards."""
+    _, fit = fitted
+    from compute.kinematics import JOINT_NAMES
+
+    median_deg = np.degrees(np.median(fit.trials[0].qpos, axis=0))
+    angles = dict(zip(JOINT_NAMES, median_deg))
+    for side in ("r", "l"):
+        assert 40 < angles[f"hip_flexion_{side}"] < 110, angles
+        assert 60 < angles[f"knee_angle_{side}"] < 120, angles

@@ -216,9 +216,13 @@ def fake_fits(activated_schemas):
     return activated_schemas
 
 
+# other test modules share the session's schema prefix: restrict every query to this module's subjects
+OWN = dict(subjects=["T01", "T02"])
+
+
 @pytest.mark.db
 def test_report_frames_from_database(fake_fits, tmp_path):
-    steps, trials = report.fetch_report_frames()
+    steps, trials = report.fetch_report_frames(report.ReportRestriction(**OWN))
     assert len(trials) == 4
     if "gait" in fake_fits:
         assert len(steps) == 16  # 4 steps per fitted trial
@@ -234,11 +238,13 @@ def test_report_frames_from_database(fake_fits, tmp_path):
     table = rep.table_two.set_index("bundle_adjustment")
     assert table.loc["on", "GC_5 mean"] == pytest.approx(0.70, abs=1e-6)
     assert table.loc["off", "GC_5 mean"] == pytest.approx(0.65, abs=1e-6)
-    only = report.fetch_report_frames(report.ReportRestriction(population=["control"], param_set=["cpu_default"]))[1]
+    only = report.fetch_report_frames(report.ReportRestriction(population=["control"], param_set=["cpu_default"],
+                                                               **OWN))[1]
     assert list(only["subject_id"]) == ["T01"]
-    later = report.fetch_report_frames(report.ReportRestriction(date_from=__import__("datetime").date(2025, 1, 1)))[1]
+    later = report.fetch_report_frames(report.ReportRestriction(date_from=__import__("datetime").date(2025, 1, 1),
+                                                                **OWN))[1]
     assert len(later) == 0
-    paths = report.build_report(report.ReportRestriction(), tmp_path).paths
+    paths = report.build_report(report.ReportRestriction(**OWN), tmp_path).paths
     assert {"markdown", "table2", "anova", "gc_curves"} <= set(paths)
 
 
