@@ -179,3 +179,28 @@ def test_fit_params_round_trip_json_with_stable_hash():
     assert (paper.camera_start_step, paper.camera_learning_rate, paper.time_points_per_trial) == (30_000, 1e-5, 300)
     assert paper.encoding_dim == 29 and paper.weight_decay == 1e-5
     assert PARAMS.hash != paper.hash
+
+
+def test_gait_from_fitted_markers_matches_true_footfalls_within_5_mm(fitted, session):
+    """Issue 7: step length / stride length / step width σ_IQR <= 5 mm from FITTED heel/toe markers, through
+    the chain GaitMetrics runs (events -> steps -> session walkway alignment) against the generator's footfalls
+    written in walkway coordinates and clock."""
+    from compute import gait
+
+    index = [BODY.marker_names.index(n) for n in ("lhee", "ltoe", "rhee", "rtoe")]
+    model, walkway = [], []
+    for trial_fit, trial in zip(fitted.trials, session.trials):
+        feet = np.asarray(trial_fit.markers, np.float64)[:, index]
+        model.append(gait.footfalls_from_markers(feet[:, 0], feet[:, 1], feet[:, 2], feet[:, 3], trial.fps))
+        rows = [f for f in trial.footfalls if f["on_walkway"]]
+        dt = session.walkway_transform.time_offset_s
+        walkway.append(gait.make_footfalls([f["foot"] for f in rows], [f["contact_time"] + dt for f in rows],
+                                           [f["heel_walkway"] for f in rows], [f["toe_walkway"] for f in rows],
+                                           [f["toe_off_time"] + dt for f in rows]))
+    comparison = gait.compare_session_to_walkway(model, walkway)
+    print("fitted-marker gait σ_IQR mm", {k: round(v * 1000, 2) for k, v in comparison.sigma_iqr.items()},
+          "matched", comparison.n_matched, "of", sum(len(w) for w in walkway))
+    assert comparison.n_matched >= 0.8 * sum(len(w) for w in walkway)
+    assert len(comparison.sigma_iqr) == 3
+    for metric, spread in comparison.sigma_iqr.items():
+        assert spread <= 0.005, (metric, spread)
