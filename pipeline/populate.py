@@ -169,11 +169,24 @@ def worker_command(args) -> int:
             if result["success_count"]:
                 print(f"[worker {os.getpid()}] {name}: {result['success_count']} made", flush=True)
         total += made
+        release_compiled_programs()
         if made:
             continue  # downstream tables may have new keys: go round again at once
         if exit_when_idle or (max_calls is not None and total >= max_calls):
             return 0
         time.sleep(poll_s)
+
+
+def release_compiled_programs() -> None:
+    """Drop in-memory compiled XLA programs between worker rounds.
+
+    XLA:CPU keeps every loaded program memory-mapped; a worker that lives for days and meets sessions of many
+    shapes would otherwise creep towards the kernel's vm.max_map_count. The persistent compilation cache makes
+    the next load cheap.
+    """
+    import jax
+
+    jax.clear_caches()
 
 
 def table_status(table) -> dict[str, int]:
