@@ -1,4 +1,4 @@
-"""Benchmark of the end-to-end fit (issue 5): iterations/s, time-to-accuracy, trilevel memory, 10-trial target.
+"""Benchmark of the end-to-end fit: iterations/s, time-to-accuracy, trilevel memory, 10-trial target.
 
 Usage:  .venv/bin/python bench/bench_fit.py [--quick] [--skip-paper] [--skip-target]
 Writes a markdown summary to stdout.
@@ -33,9 +33,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 import numpy as np  # noqa: E402
 
 from compute import synthetic  # noqa: E402
-from compute.baseline import fit_two_stage  # noqa: E402
-from compute.fit import (TrialObservations, evaluate_all_frames, fit_session, initialise,  # noqa: E402
-                         prepare_session_data, reprojection_errors_px, run_optimisation, session_gc)
+from compute.fit import (TrialObservations, evaluate_all_frames, fit_session, fit_two_stage,  # noqa: E402
+                         initialise, prepare_session_data, reprojection_errors_px, run_optimisation, session_gc)
 from compute.kinematics import load_body_model  # noqa: E402
 from compute.params import PARAMETER_SETS  # noqa: E402
 
@@ -58,7 +57,7 @@ def capped_fit(body, cameras, trials, params, cap_s: float, check_every: int = 5
     steps, start = 0, time.perf_counter()
     variables = None
     while time.perf_counter() - start < cap_s:
-        variables, _, _ = run_optimisation(body, data, networks if variables is None else variables.networks,
+        variables, _, _, _ = run_optimisation(body, data, networks if variables is None else variables.networks,
                                            beta if variables is None else variables.body, params,
                                            jax.random.PRNGKey(3 + steps), n_steps=check_every)
         steps += check_every
@@ -73,10 +72,9 @@ def trilevel_peak_memory_mb(n_subjects: int) -> float:
     code = f"""
 import resource, numpy as np
 from compute import synthetic
-from compute.fit import TrialObservations
+from compute.fit import TrialObservations, fit_trilevel
 from compute.kinematics import load_body_model
 from compute.params import PARAMETER_SETS
-from compute.trilevel import fit_trilevel
 body = load_body_model('MOVI87')
 subjects = []
 for k in range({n_subjects}):
@@ -143,7 +141,7 @@ def main() -> None:
         cap = 60.0 if args.quick else 180.0
         steps, seconds, gc5 = capped_fit(body, session.cameras_given, trials, paper, cap)
         paper_rate = steps / seconds
-        extrapolated = paper.steps / paper_rate
+        extrapolated = paper.optimiser.steps / paper_rate
         lines += [f"paper set: capped at {seconds:.0f} s: {steps} steps, {paper_rate:.2f} it/s, GC_5 at the cap "
                   f"{gc5:.4f}; EXTRAPOLATED time for its 40 000 steps: {extrapolated / 3600:.1f} h "
                   f"(ratio to cpu_default TTA: {extrapolated / tta:.0f}x; it/s ratio cpu_default/paper "
@@ -159,7 +157,7 @@ def main() -> None:
     if not args.skip_target:
         session10, trials10 = make_session(body, 10, 10.0, seed=6)
         fit = fit_session(body, session10.cameras_given, trials10, cpu, seed=0)
-        lines += [f"target (10 walks x 10 s, 8 cameras, cpu_default {cpu.steps} steps): wall {fit.wall_time_s:.0f} s "
+        lines += [f"target (10 walks x 10 s, 8 cameras, cpu_default {cpu.optimiser.steps} steps): wall {fit.wall_time_s:.0f} s "
                   f"(goal <= 300 s), GC_5 {fit.gc5:.4f}", ""]
     lines += ["cpu_default = `" + json.dumps(cpu.to_dict()) + "`"]
     emit(lines)

@@ -1,4 +1,4 @@
-"""Pinhole cameras with OpenCV distortion, as a JAX pytree (DESIGN.md §3, Π_c).
+"""Pinhole cameras with OpenCV distortion, as a JAX pytree: the projection ``Π_c`` of the method.
 
 Conventions (identical to OpenCV / anipose calibration files):
 
@@ -7,7 +7,8 @@ Conventions (identical to OpenCV / anipose calibration files):
   ``tvec`` is the world->camera translation in metres: ``x_cam = R @ X + t``.
   The camera centre in the world is ``-R^T t``.
 * camera frame: +z along the optical axis (points in front have ``z_cam > 0``), +x right, +y down.
-* ``K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` in pixels; ``dist = (k1, k2, p1, p2, k3)``.
+* ``K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` in pixels; ``dist = (k1, k2, p1, p2, k3)``, the model of
+  OpenCV's ``projectPoints`` (https://docs.opencv.org/4.x/d9/d0c/group__calib3d.html).
 * pixel coordinates: ``u`` along the image width, ``v`` along the height, origin at the centre of the
   top-left pixel (OpenCV).
 
@@ -90,7 +91,9 @@ def make_camera(K, dist, rvec, tvec, size) -> Camera:
     if K.shape[-2:] != (3, 3):
         raise ValueError(f"compute/cameras.py make_camera: field K must have shape (..., 3, 3), got {K.shape}")
     lead = K.shape[:-2]
-    if rvec.shape[-2:] == (3, 3):
+    # Decide by the rig's leading axes, not by the trailing shape alone: a rig of three cameras has Rodrigues
+    # vectors of shape (3, 3) too, which must not be read as one rotation matrix.
+    if rvec.shape == lead + (3, 3):
         rvec = matrix_to_rodrigues(rvec)
     if rvec.shape != lead + (3,):
         raise ValueError(f"compute/cameras.py make_camera: field rvec must have shape {lead + (3,)}, got {rvec.shape}")

@@ -1,4 +1,4 @@
-"""Gait events, spatio-temporal step parameters and comparison with an instrumented walkway (DESIGN.md §7).
+"""Gait events, spatio-temporal step parameters and comparison with an instrumented walkway (GAITRite).
 
 Pure numpy. Units: metres, seconds; frames are float indices into the marker arrays (sub-frame allowed).
 Positions are horizontal (x, y) in the world frame (Z up) unless stated otherwise.

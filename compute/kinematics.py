@@ -44,7 +44,7 @@ wrist_dev_r/l          ulnar deviation (radial < 0)                            [
 The hinge sequence per joint is intrinsic (each axis in the already-rotated frame), as OpenSim's
 CustomJoint: pelvis tilt-list-rotation, hip flexion-adduction-rotation, shoulder flex-add-rot.
 
-Scaling (DESIGN.md §2). ``β = (log_scale (G,), offsets (J,3))``. Per-body isotropic scale
+Scaling (Cotton 2024). ``β = (log_scale (G,), offsets (J,3))``. Per-body isotropic scale
 ``s_b = exp(scale_matrix @ log_scale)``; a body's scale multiplies its children's ``body_pos`` (the joint
 centres it carries) and its own marker sites: marker local position = ``s_b * marker_site + offset``;
 offsets are not scaled (metres, body frame). Default groups: every body 'overall'; pelvis 'pelvis';
@@ -53,6 +53,8 @@ torso and head only 'overall'.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -62,7 +64,11 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from jax import Array
-from mujoco import mjx
+
+# mujoco-mjx prints "Failed to import warp" to stdout when its optional GPU backend (NVIDIA Warp) is absent;
+# we use the JAX backend only, so the notice is noise on every command
+with contextlib.redirect_stdout(io.StringIO()):
+    from mujoco import mjx
 
 from compute.markersets import MARKER_SET_NAMES, load_marker_set
 
@@ -302,7 +308,7 @@ def joint_limit_violation(body: BodyModel, qpos: Array) -> Array:
 def equality_residuals(body: BodyModel, qpos: Array) -> Array:
     """(E,) residuals of the model's joint equality constraints (``q1 - q1_0 = poly(q2 - q2_0)``).
 
-    Empty for body40 (no equality constraints). Loss: ``λ_ε · mean(ε²)`` (DESIGN.md §2).
+    Empty for body40 (no equality constraints). Loss: ``λ_ε · mean(ε²)`` (Cotton 2024 uses λ_ε = 0.01).
     """
     m = body.mjx_model
     if m.neq == 0:

@@ -1,4 +1,5 @@
-"""Loss terms of the fit (DESIGN.md §5).  The robust kernel is separate from the residual.
+"""Loss terms of the fit (Cotton 2024, "Differentiable Biomechanics Unlocks Opportunities for Markerless Motion
+Capture").  The robust kernel is separate from the residual.
 
 ``L = L_Pi + lambda_beta * L_beta + lambda_s * L_smooth + lambda_eps * L_eps`` with
 ``L_Pi = 1/(C T J) sum_{c,t,j} w_{c,t,j} huber(||Pi_c x_{t,j} - y_{t,j,c}||)`` (pixels),

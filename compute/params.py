@@ -1,8 +1,15 @@
-"""Hyper-parameters of the end-to-end fit (DESIGN.md §4-6) as frozen, hashable, JSON-serialisable data.
+"""Hyper-parameters of the end-to-end fit as frozen, hashable, JSON-serialisable data.
 
 A parameter set is data, not code: every weight, schedule and stage boundary of the fit lives in one
-``FitParams``.  ``PARAMETER_SETS['paper']`` holds the paper's values; ``'cpu_default'`` is tuned to reach the
-same synthetic accuracy on a 2-core CPU in a few hundred to a few thousand steps.
+``FitParams``, grouped into frozen sub-configurations by the part of the method that reads them (the trajectory
+network, the optimiser, the loss, bundle adjustment, the trilevel site fit, the two-stage baseline, the run-time
+checks).  A compiled step receives only the sub-configurations it reads, so changing, say, a trilevel field does
+not recompile the bilevel step.  ``PARAMETER_SETS['paper']`` holds the values of Cotton 2024, "Differentiable
+Biomechanics Unlocks Opportunities for Markerless Motion Capture"; ``'cpu_default'`` is tuned to reach the same
+synthetic accuracy on a 2-core CPU in a few hundred to a few thousand steps.
+
+Storage: ``to_dict`` gives nested dicts (one per sub-configuration), ``to_json`` their canonical JSON (sorted
+keys, no whitespace) and ``hash`` the SHA-1 of that string: identical parameters <=> identical hash.
 """
 from __future__ import annotations
 
@@ -11,44 +18,33 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["FitParams", "PARAMETER_SETS"]
+__all__ = [
+    "NetworkConfig",
+    "OptimiserConfig",
+    "InitialisationConfig",
+    "PriorConfig",
+    "LossConfig",
+    "BundleAdjustmentConfig",
+    "TrilevelConfig",
+    "BaselineConfig",
+    "ChecksConfig",
+    "ConvergenceConfig",
+    "FitParams",
+    "PARAMETER_SETS",
+]
 
 
 @dataclass(frozen=True)
-class FitParams:
-    """All hyper-parameters of bilevel/trilevel fitting.  Units: pixels, metres, radians, steps.
+class NetworkConfig:
+    """The implicit trajectory network (one MLP of time per trial).
 
-    Network (one implicit trajectory per trial, DESIGN §4):
-      hidden_widths: widths of the MLP hidden layers.
-      encoding_frequencies: number of sinusoid frequencies; encoding dim = 1 + 2 * encoding_frequencies
-        (14 -> 29, the paper's size).  Frequencies are geometric from 1 to
-        2 * duration_s * encoding_max_frequency_hz in scaled time (t in [0, pi]), i.e. up to that many Hz.
-      encoding_layers: the encoding is concatenated to the input of this many first layers.
-      root_residual_scale_m: metres per unit network output for the root-translation residual.
-    Optimisation (networks: AdamW with linear warm-up then exponential decay to ``learning_rate_final``):
-      learning_rate, learning_rate_final, warmup_steps, adam_b1, adam_b2, weight_decay, grad_clip_norm,
-      steps, time_points_per_trial (frames sampled per trial per step, stratified).
-      body_learning_rate: Adam lr of log-scales and marker offsets.
-      offset_start_fraction: marker offsets receive updates from this fraction of the steps on (0 = always).
-      max_offset_m: each marker offset is projected onto a ball of this radius after every update (metres).
-        A marker offset is where a detector puts a landmark relative to the model site: millimetres to a few
-        centimetres. Unbounded, offsets of 30-50 cm absorbed badly seen legs on the real Caliscope recording.
-      init_outlier_threshold_px: reprojection threshold of the robust triangulation that initialises the fit;
-        looser than a 3D reconstruction would use because real detectors disagree across views by 10-20 px.
-    Loss (DESIGN §5): huber_delta_px, offset_weight (lambda_beta on mean(delta^2), delta in metres; with our
-      pixel-unit loss the paper's 1e2 leaves offsets free to absorb pose errors - e.g. forearm pronation was
-      8 deg off with 1e2, 4.7 deg with 3e3 - so cpu_default uses 3e3; 1e4 and 3e4 gave 6.3 and 7.0 deg),
-      smoothness_weight (mean squared 2nd time derivative of qpos, rad/s^2; 0 = off), equality_weight.
-    Bundle adjustment: camera_start_fraction (cameras train from this fraction of steps on; >= 1 = never),
-      camera_learning_rate (Adam on camera rotation [rad] and centre [m] deltas).
-    Trilevel: site_learning_rate, site_weight (L2 on site change from the base model, m^-2),
-      freeze_heel_sites, site_start_fraction (shared sites stay fixed for this fraction of the trilevel steps
-      while each subject's trajectories and scales settle - a warm start; then their own Adam starts fresh
-      with a warm-up), site_offset_start_fraction (per-subject marker offsets stay at 0 until this fraction of
-      each subject's steps, so the displacement common to all subjects goes to the shared sites first).
-    Two-stage baseline (per-frame IK to triangulated points): ik_steps, ik_learning_rate (Adam on latent
-      angles and root, exponentially decayed 100x), ik_huber_delta_m.
-    Checks: divergence_check_every (steps between NaN/inf checks of the loss), history_every.
+    hidden_widths: widths of the MLP hidden layers.
+    encoding_frequencies: number of sinusoid frequencies; encoding dim = 1 + 2 * encoding_frequencies (14 -> 29,
+      the paper's size).  Frequencies are geometric from 1 to 2 * duration_s * encoding_max_frequency_hz in scaled
+      time (t in [0, pi]), i.e. up to that many Hz.
+    encoding_layers: the encoding is concatenated to the input of this many first layers.
+    root_residual_scale_m: metres per unit network output for the root-translation residual.
+    activation: name of the hidden-layer non-linearity (silu, relu, gelu, tanh, softplus).
     """
 
     hidden_widths: tuple[int, ...] = (128, 256, 256)
@@ -57,6 +53,33 @@ class FitParams:
     encoding_layers: int = 2
     root_residual_scale_m: float = 0.1
     activation: str = "silu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_widths", tuple(int(w) for w in self.hidden_widths))
+        if len(self.hidden_widths) == 0:
+            raise ValueError("NetworkConfig.hidden_widths: expected at least one hidden layer")
+        if not 0 < self.encoding_layers <= len(self.hidden_widths) + 1:
+            raise ValueError("NetworkConfig.encoding_layers: expected 1..len(hidden_widths)+1")
+
+    @property
+    def encoding_dim(self) -> int:
+        """Length of the sinusoidal time encoding: t plus a sin/cos pair per frequency."""
+        return 1 + 2 * self.encoding_frequencies
+
+
+@dataclass(frozen=True)
+class OptimiserConfig:
+    """Optimisation of the bilevel fit.
+
+    Networks: AdamW (adam_b1, adam_b2, weight_decay) after global-norm clipping (grad_clip_norm), with a linear
+    warm-up over warmup_steps to learning_rate, then exponential decay to learning_rate_final at ``steps``.
+    time_points_per_trial: frames sampled per trial per step (stratified).
+    body_learning_rate: Adam rate of the log-scales and marker offsets (same schedule shape).
+    offset_start_fraction: marker offsets receive updates from this fraction of the steps on (0 = always).
+    max_offset_m: each marker offset is projected onto a ball of this radius after every update (metres).  A
+      marker offset is where a detector puts a landmark relative to the model site: millimetres to a few
+      centimetres.  Unbounded, offsets of 30-50 cm absorbed badly seen legs on a real 4-webcam recording.
+    """
 
     learning_rate: float = 3e-3
     learning_rate_final: float = 3e-5
@@ -70,15 +93,125 @@ class FitParams:
     body_learning_rate: float = 3e-3
     offset_start_fraction: float = 0.3
     max_offset_m: float = 0.05
-    init_outlier_threshold_px: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 or self.time_points_per_trial <= 0:
+            raise ValueError("OptimiserConfig.steps / time_points_per_trial: expected positive integers")
+
+
+@dataclass(frozen=True)
+class InitialisationConfig:
+    """Initialisation by robust triangulation.
+
+    outlier_threshold_px: reprojection threshold of the robust triangulation that initialises the fit; looser
+      than a 3D reconstruction would use because real detectors disagree across views by 10-20 px.
+    correct_left_right_swaps: before the fit, frames of a camera whose left/right labels disagree with the other
+      views are relabelled (``compute.swaps.detect_swaps``); the observations of every stage use the result.
+    """
+
+    outlier_threshold_px: float = 40.0
+    correct_left_right_swaps: bool = False
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Priors on joint angles where the images are silent (terms of ``compute.fit.priors``; every weight 0 = off).
+
+    Sparse keypoint sets (COCO17, HALPE26, BODY25B, BLAZEPOSE33) put two points on the pelvis (the hips) and two
+    on the trunk (the shoulders): pelvis tilt, lumbar extension and hip flexion then trade off with almost no
+    change of the reprojection error.  Each term is a mean over the sampled frames of a sum of squared
+    standardised residuals ``1/2 ((q - neutral) / sd)^2`` (angles in degrees in this config, radians in the loss).
+    The loss is a mean over observations of a Huber kernel (quadratic below ``huber_delta_px``), so a prior with
+    standard deviation ``sd`` weighs as a Gaussian prior against detections of about ``p`` px noise when its
+    weight is ``p^2 / (C J)`` (C cameras, J keypoints): 2 px, 8 cameras, 25 keypoints -> 0.02.
+
+    posture_weight: weight of the posture prior pulling weakly observed coordinates toward neutral:
+      lumbar_extension/bending/rotation (sd lumbar_sd_deg, neutral 0), pro_sup_r/l (sd pro_sup_sd_deg, neutral
+      pro_sup_neutral_deg: 90 = palm facing the thigh), subtalar_angle_r/l if the model has them (sd
+      subtalar_sd_deg, neutral 0), wrist_flex/wrist_dev_r/l (sd wrist_sd_deg, neutral 0).
+    joint_limit_weight: weight of the soft joint-limit penalty ``1/2 (violation / joint_limit_scale_deg)^2``
+      summed over every coordinate outside its model range (root translations and heading excluded).
+    lumbopelvic_weight: weight of the lumbopelvic-rhythm coupling: the lumbar spine contributes the fraction
+      lumbopelvic_ratio of the trunk's sagittal (pelvis_tilt + lumbar_extension) and frontal (pelvis_list +
+      lumbar_bending) inclination, the pelvis the rest; residual ``lumbar - ratio * (pelvis + lumbar)`` with
+      sd lumbopelvic_sd_deg.  This pins the pelvis tilt relative to the trunk, which the hips alone cannot.
+    """
+
+    posture_weight: float = 0.0
+    lumbar_sd_deg: float = 10.0
+    pro_sup_sd_deg: float = 30.0
+    pro_sup_neutral_deg: float = 90.0
+    subtalar_sd_deg: float = 10.0
+    wrist_sd_deg: float = 15.0
+    joint_limit_weight: float = 0.0
+    joint_limit_scale_deg: float = 1.0
+    lumbopelvic_weight: float = 0.0
+    lumbopelvic_ratio: float = 0.3
+    lumbopelvic_sd_deg: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("lumbar_sd_deg", "pro_sup_sd_deg", "subtalar_sd_deg", "wrist_sd_deg", "joint_limit_scale_deg",
+                     "lumbopelvic_sd_deg"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PriorConfig.{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("posture_weight", "joint_limit_weight", "lumbopelvic_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PriorConfig.{name}: expected >= 0, got {getattr(self, name)}")
+
+    @property
+    def enabled(self) -> bool:
+        """True when any prior term has a positive weight (all 0: the loss is exactly the prior-free one)."""
+        return self.posture_weight > 0 or self.joint_limit_weight > 0 or self.lumbopelvic_weight > 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of ``L = L_reprojection + offset_weight L_offset + smoothness_weight L_smooth + equality_weight L_eq``
+    ``+ L_prior`` (``priors``: see ``PriorConfig``).
+
+    huber_delta_px: Huber kernel threshold of the reprojection term (pixels).
+    offset_weight: weight of mean(delta^2) over marker offsets delta (metres).  With our pixel-unit loss the
+      paper's 1e2 leaves offsets free to absorb pose errors - forearm pronation was 8 deg off with 1e2, 4.7 deg
+      with 3e3 - so cpu_default uses 3e3; 1e4 and 3e4 gave 6.3 and 7.0 deg.
+    smoothness_weight: weight of the mean squared second time derivative of qpos (rad/s^2); 0 = off.
+    equality_weight: weight of the mean squared equality-constraint residuals of the body model.
+    """
 
     huber_delta_px: float = 10.0
     offset_weight: float = 3e3
     smoothness_weight: float = 0.0
     equality_weight: float = 0.01
+    priors: PriorConfig = field(default_factory=PriorConfig)
+
+
+@dataclass(frozen=True)
+class BundleAdjustmentConfig:
+    """Refinement of the camera extrinsics during the bilevel fit.
+
+    camera_start_fraction: cameras train from this fraction of the steps on (>= 1 = never).
+    camera_learning_rate: Adam rate of the camera rotation (rad) and centre (m) deltas, decayed 10x over the run.
+    """
 
     camera_start_fraction: float = 0.2
     camera_learning_rate: float = 1e-3
+
+    def start_step(self, steps: int) -> int:
+        """First step (of ``steps``) at which camera parameters receive updates."""
+        return int(round(self.camera_start_fraction * steps))
+
+
+@dataclass(frozen=True)
+class TrilevelConfig:
+    """The trilevel fit of the base model's marker sites shared by many subjects.
+
+    site_learning_rate: peak Adam rate of the site changes (metres).
+    site_weight: L2 weight on the site change from the base model (m^-2).
+    freeze_heel_sites: heel sites are held at the base model.
+    site_start_fraction: shared sites stay fixed for this fraction of the trilevel steps while each subject's
+      trajectories and scales settle (a warm start); then their own Adam starts fresh with a warm-up.
+    site_offset_start_fraction: per-subject marker offsets stay at 0 until this fraction of each subject's steps,
+      so the displacement common to all subjects goes to the shared sites first.
+    """
 
     site_learning_rate: float = 1e-3
     site_weight: float = 0.0
@@ -86,35 +219,107 @@ class FitParams:
     site_start_fraction: float = 0.3
     site_offset_start_fraction: float = 0.75
 
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The two-stage baseline: per-frame inverse kinematics to triangulated points.
+
+    ik_steps: Adam steps; ik_learning_rate: Adam rate on latent angles and root, exponentially decayed 100x;
+    ik_huber_delta_m: Huber threshold on the 3D marker distances (metres).
+    """
+
     ik_steps: int = 300
     ik_learning_rate: float = 2e-2
     ik_huber_delta_m: float = 0.03
 
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """Run-time bookkeeping of every fit loop.
+
+    divergence_check_every: steps between NaN/inf checks of the loss (each check synchronises with the device).
+    history_every: steps between loss-history rows.
+    """
+
     divergence_check_every: int = 100
     history_every: int = 10
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_widths", tuple(int(w) for w in self.hidden_widths))
-        if len(self.hidden_widths) == 0:
-            raise ValueError("FitParams.hidden_widths: expected at least one hidden layer")
-        if self.steps <= 0 or self.time_points_per_trial <= 0:
-            raise ValueError("FitParams.steps / time_points_per_trial: expected positive integers")
-        if not 0 < self.encoding_layers <= len(self.hidden_widths) + 1:
-            raise ValueError("FitParams.encoding_layers: expected 1..len(hidden_widths)+1")
 
-    @property
-    def encoding_dim(self) -> int:
-        """Length of the sinusoidal time encoding: t plus a sin/cos pair per frequency."""
-        return 1 + 2 * self.encoding_frequencies
+@dataclass(frozen=True)
+class ConvergenceConfig:
+    """When the bilevel fit may stop before its step budget (``optimiser.steps``).
+
+    The criterion is evaluated at each divergence check (every ``checks.divergence_check_every`` steps, when the
+    loss history is read back anyway) from step ``max(convergence_min_fraction * steps, s + 2 w)`` on, where s
+    is the latest stage start (bundle adjustment, marker offsets) and w = convergence_window_steps: the
+    smoothed loss is the median of the loss-history rows in a window of w steps; with L_now the median over the
+    last w steps and L_before the median over the w steps before those, the fit stops when
+    ``(L_before - L_now) / |L_before| < convergence_tolerance``.  Medians make a noisy plateau look flat and
+    ignore single outlier steps; both windows lie after every stage start, so the drop a stage causes never
+    reads as a plateau.  The learning rate then stops at its value at that step (it is not decayed further).
+
+    stop_when_converged: off = always run the full step budget.
+    """
+
+    stop_when_converged: bool = False
+    convergence_min_fraction: float = 0.5
+    convergence_window_steps: int = 200
+    convergence_tolerance: float = 2e-3
+
+    def __post_init__(self) -> None:
+        if self.convergence_window_steps <= 0 or not 0.0 <= self.convergence_min_fraction <= 1.0:
+            raise ValueError("ConvergenceConfig: expected convergence_window_steps > 0 and "
+                             "convergence_min_fraction in [0, 1]")
+
+
+_SECTIONS: dict[str, type] = {
+    "network": NetworkConfig,
+    "optimiser": OptimiserConfig,
+    "initialisation": InitialisationConfig,
+    "loss": LossConfig,
+    "bundle_adjustment": BundleAdjustmentConfig,
+    "trilevel": TrilevelConfig,
+    "baseline": BaselineConfig,
+    "checks": ChecksConfig,
+    "convergence": ConvergenceConfig,
+}
+# field name -> section: field names are unique across sections, so ``FitParams.replace(steps=...)`` is unambiguous
+_FIELD_SECTION: dict[str, str] = {f.name: section for section, cls in _SECTIONS.items()
+                                  for f in dataclasses.fields(cls)}
+assert len(_FIELD_SECTION) == sum(len(dataclasses.fields(c)) for c in _SECTIONS.values()), "duplicate field names"
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """All hyper-parameters of bilevel/trilevel fitting and the two-stage baseline, one sub-configuration per part.
+
+    Units: pixels, metres, radians, steps.  See each sub-configuration for its fields.
+    """
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    optimiser: OptimiserConfig = field(default_factory=OptimiserConfig)
+    initialisation: InitialisationConfig = field(default_factory=InitialisationConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    bundle_adjustment: BundleAdjustmentConfig = field(default_factory=BundleAdjustmentConfig)
+    trilevel: TrilevelConfig = field(default_factory=TrilevelConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"FitParams.{name}: expected {cls.__name__}, got {type(getattr(self, name)).__name__}")
 
     @property
     def camera_start_step(self) -> int:
-        """First step at which camera parameters receive updates."""
-        return int(round(self.camera_start_fraction * self.steps))
+        """First step at which camera parameters receive updates in a bilevel fit of ``optimiser.steps``."""
+        return self.bundle_adjustment.start_step(self.optimiser.steps)
 
     def to_dict(self) -> dict:
+        """Nested dicts ``{section: {field: value}}`` with lists for tuples (JSON-able)."""
         d = dataclasses.asdict(self)
-        d["hidden_widths"] = list(self.hidden_widths)
+        d["network"]["hidden_widths"] = list(self.network.hidden_widths)
         return d
 
     def to_json(self) -> str:
@@ -123,14 +328,27 @@ class FitParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitParams":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        """Inverse of ``to_dict``; a missing section or field takes its default, an unknown one is an error."""
+        unknown = set(d) - set(_SECTIONS)
         if unknown:
-            raise ValueError(f"FitParams: unknown field(s) {sorted(unknown)}")
-        d = dict(d)
-        if "hidden_widths" in d:
-            d["hidden_widths"] = tuple(d["hidden_widths"])
-        return cls(**d)
+            raise ValueError(f"FitParams: unknown section(s) {sorted(unknown)}; expected {sorted(_SECTIONS)}")
+        sections = {}
+        for name, section_cls in _SECTIONS.items():
+            values = dict(d.get(name, {}))
+            fields = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = set(values) - fields
+            if unknown:
+                raise ValueError(f"FitParams.{name}: unknown field(s) {sorted(unknown)}")
+            if "hidden_widths" in values:
+                values["hidden_widths"] = tuple(values["hidden_widths"])
+            if "priors" in values:
+                priors = dict(values["priors"])
+                unknown = set(priors) - {f.name for f in dataclasses.fields(PriorConfig)}
+                if unknown:
+                    raise ValueError(f"FitParams.loss.priors: unknown field(s) {sorted(unknown)}")
+                values["priors"] = PriorConfig(**priors)
+            sections[name] = section_cls(**values)
+        return cls(**sections)
 
     @classmethod
     def from_json(cls, s: str) -> "FitParams":
@@ -138,11 +356,24 @@ class FitParams:
 
     @property
     def hash(self) -> str:
-        """sha1 of the canonical JSON: identical parameters <=> identical hash."""
+        """SHA-1 of the canonical JSON: identical parameters <=> identical hash."""
         return hashlib.sha1(self.to_json().encode()).hexdigest()
 
     def replace(self, **changes) -> "FitParams":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``: a section name takes a whole sub-configuration (``optimiser=OptimiserConfig()``),
+        a field name changes that field in its section (``steps=600`` -> ``optimiser.steps``)."""
+        sections = {name: value for name, value in changes.items() if name in _SECTIONS}
+        per_section: dict[str, dict] = {}
+        for name, value in changes.items():
+            if name in _SECTIONS:
+                continue
+            if name not in _FIELD_SECTION:
+                raise ValueError(f"FitParams.replace: unknown field {name!r}")
+            per_section.setdefault(_FIELD_SECTION[name], {})[name] = value
+        for section, values in per_section.items():
+            base = sections.get(section, getattr(self, section))
+            sections[section] = dataclasses.replace(base, **values)
+        return dataclasses.replace(self, **sections)
 
 
 PARAMETER_SETS: dict[str, FitParams] = {
@@ -150,33 +381,46 @@ PARAMETER_SETS: dict[str, FitParams] = {
     # lr 1e-4 -> 1e-7 exponential, 40k steps, bundle adjustment from 30k with Adam 1e-5, 300 time points,
     # 29-dim time encoding, Huber ~50 px, offset weight 1e2, equality weight 0.01, clip 0.1.
     "paper": FitParams(
-        hidden_widths=(128, 256, 512, 1024, 2048, 4096),
-        encoding_frequencies=14,
-        encoding_max_frequency_hz=400.0,  # 2**13 in scaled time for a 10 s trial
-        encoding_layers=3,
-        root_residual_scale_m=1.0,
-        activation="relu",
-        learning_rate=1e-4,
-        learning_rate_final=1e-7,
-        warmup_steps=500,
-        adam_b1=0.8,
-        adam_b2=0.999,
-        weight_decay=1e-5,
-        grad_clip_norm=0.1,
-        steps=40_000,
-        time_points_per_trial=300,
-        body_learning_rate=1e-4,
-        offset_start_fraction=0.0,
-        huber_delta_px=50.0,
-        offset_weight=100.0,
-        smoothness_weight=0.0,
-        equality_weight=0.01,
-        camera_start_fraction=0.75,
-        camera_learning_rate=1e-5,
-        divergence_check_every=500,
-        history_every=50,
+        network=NetworkConfig(
+            hidden_widths=(128, 256, 512, 1024, 2048, 4096),
+            encoding_frequencies=14,
+            encoding_max_frequency_hz=400.0,  # 2**13 in scaled time for a 10 s trial
+            encoding_layers=3,
+            root_residual_scale_m=1.0,
+            activation="relu"),
+        optimiser=OptimiserConfig(
+            learning_rate=1e-4,
+            learning_rate_final=1e-7,
+            warmup_steps=500,
+            adam_b1=0.8,
+            adam_b2=0.999,
+            weight_decay=1e-5,
+            grad_clip_norm=0.1,
+            steps=40_000,
+            time_points_per_trial=300,
+            body_learning_rate=1e-4,
+            offset_start_fraction=0.0),
+        loss=LossConfig(
+            huber_delta_px=50.0,
+            offset_weight=100.0,
+            smoothness_weight=0.0,
+            equality_weight=0.01),
+        bundle_adjustment=BundleAdjustmentConfig(
+            camera_start_fraction=0.75,
+            camera_learning_rate=1e-5),
+        checks=ChecksConfig(
+            divergence_check_every=500,
+            history_every=50),
     ),
     # Tuned on synthetic sessions (control subject, 8 cameras, 1.5 px noise, 10 % dropped, 3 % outliers)
     # for a 2-core CPU.  See bench/bench_fit.py for the measured time-to-accuracy.
     "cpu_default": FitParams(),
+    # cpu_default plus the joint-angle priors of PriorConfig, for sparse keypoint sets (COCO17, HALPE26, BODY25B,
+    # BLAZEPOSE33: two hip and two shoulder points), whose images leave pelvis tilt, lumbar extension and hip
+    # flexion trading off.  Weights 0.02 ~ a Gaussian prior against 2 px detections in 8 cameras x 25 keypoints.
+    # Dense marker sets (MOVI87) pin these angles and use cpu_default.
+    "cpu_sparse": FitParams(loss=LossConfig(priors=PriorConfig(
+        posture_weight=0.02, joint_limit_weight=0.02, lumbopelvic_weight=0.02))),
+    # cpu_default that stops once the loss has plateaued (see ConvergenceConfig and bench/bench_convergence.py)
+    "cpu_converge": FitParams(convergence=ConvergenceConfig(stop_when_converged=True)),
 }

@@ -1,4 +1,5 @@
-"""Implicit trajectory ``theta_t = f_phi(t)`` (DESIGN.md §4): one small MLP per trial.
+"""Implicit trajectory ``theta_t = f_phi(t)``: one small MLP of time per trial (Cotton 2024, "Differentiable
+Biomechanics Unlocks Opportunities for Markerless Motion Capture").
 
 Conventions
 -----------
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compute.params import FitParams
+from compute.params import NetworkConfig
 
 __all__ = [
     "Trajectory",
@@ -120,7 +121,7 @@ def latent_to_qpos(z: jax.Array, lower: jax.Array, upper: jax.Array, unbounded: 
     """Map raw outputs z (...,Q) to qpos (...,Q).  See module docstring.  root_xyz (...,3).
 
     Bounded joints: ``soft_clip(z) (hi - lo)/2 + (hi + lo)/2``.  ``soft_clip`` is the identity over the inner
-    97 % of the range and tanh beyond: a plain tanh (DESIGN §4) has a small gain near the limits, and the
+    97 % of the range and tanh beyond: a plain tanh (the paper's squashing) has a small gain near the limits, and the
     optimiser then crawls towards true angles close to a limit (ankle dorsiflexion near 30 deg, forearm
     supination near 0) - measured as 3-9 deg residual bias in 3000 steps with tanh, gone with the soft clip."""
     half = 0.5 * (upper - lower)
@@ -152,29 +153,30 @@ def unbounded_mask(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def make_trajectory(key: jax.Array, params: FitParams, joint_lower: np.ndarray, joint_upper: np.ndarray,
+def make_trajectory(key: jax.Array, network: NetworkConfig, joint_lower: np.ndarray, joint_upper: np.ndarray,
                     initial_qpos: np.ndarray, root_base: np.ndarray, duration_s: float,
                     output_init_scale: float = 1e-2) -> Trajectory:
     """Build a trajectory network whose first forward pass returns ``initial_qpos`` (angles) and the root base path.
 
     joint_lower/upper (Q,) rad; initial_qpos (Q,) (root translation ignored: the base path is used);
-    root_base (ROOT_POLY_DEGREE+1, 3) polynomial coefficients in t/pi; duration_s trial length in seconds.
+    root_base (ROOT_POLY_DEGREE+1, 3) polynomial coefficients in t/pi; duration_s trial length in seconds;
+    network: the architecture (widths, encoding, activation).
     """
     lower = np.asarray(joint_lower, np.float32)
     upper = np.asarray(joint_upper, np.float32)
     q = lower.shape[0]
     unb = unbounded_mask(lower, upper)
-    n_freq = params.encoding_frequencies
-    k_max = max(2.0 * duration_s * params.encoding_max_frequency_hz, 1.0)
+    n_freq = network.encoding_frequencies
+    k_max = max(2.0 * duration_s * network.encoding_max_frequency_hz, 1.0)
     freqs = np.geomspace(1.0, k_max, n_freq).astype(np.float32) if n_freq > 0 else np.zeros(0, np.float32)
-    enc_dim = params.encoding_dim
-    widths = list(params.hidden_widths) + [q]
+    enc_dim = network.encoding_dim
+    widths = list(network.hidden_widths) + [q]
     keys = jax.random.split(key, len(widths))
     layers = []
     in_dim = enc_dim
     for i, (w, k) in enumerate(zip(widths, keys)):
         layers.append(eqx.nn.Linear(in_dim, w, key=k))
-        in_dim = w + (enc_dim if i + 1 < params.encoding_layers else 0)
+        in_dim = w + (enc_dim if i + 1 < network.encoding_layers else 0)
     bias = jnp.asarray(qpos_to_latent(np.asarray(initial_qpos), lower, upper, unb))
     last = layers[-1]
     last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (last.weight * output_init_scale, bias))
@@ -182,8 +184,8 @@ def make_trajectory(key: jax.Array, params: FitParams, joint_lower: np.ndarray, 
     return Trajectory(layers=tuple(layers), frequencies=jnp.asarray(freqs),
                       root_base=jnp.asarray(root_base, jnp.float32), joint_lower=jnp.asarray(lower),
                       joint_upper=jnp.asarray(upper), unbounded=jnp.asarray(unb),
-                      encoding_layers=params.encoding_layers, activation=params.activation,
-                      root_residual_scale=params.root_residual_scale_m)
+                      encoding_layers=network.encoding_layers, activation=network.activation,
+                      root_residual_scale=network.root_residual_scale_m)
 
 
 def trainable_filter(traj: Trajectory) -> Trajectory:
@@ -206,10 +208,10 @@ def evaluate_stacked(stacked: Trajectory, t_scaled: jax.Array) -> jax.Array:
     return eqx.filter_vmap(lambda traj, t: jax.vmap(traj)(t))(stacked, t_scaled)
 
 
-def network_config(traj: Trajectory, params: FitParams, t_start: float, t_end: float) -> dict:
+def network_config(traj: Trajectory, network: NetworkConfig, t_start: float, t_end: float) -> dict:
     """Everything (besides the serialised leaves) needed to rebuild ``traj``: JSON-able dict."""
     return {
-        "hidden_widths": list(params.hidden_widths),
+        "hidden_widths": list(network.hidden_widths),
         "encoding_frequencies": int(traj.frequencies.shape[-1]),
         "encoding_layers": traj.encoding_layers,
         "activation": traj.activation,

@@ -1,6 +1,7 @@
 """Robust confidence-weighted multi-view triangulation (numpy, vectorised over points).
 
-Used to initialise fits (root position) and as the two-stage baseline (DESIGN.md §6, issue 3).
+Used to initialise fits (root position) and as the first stage of the two-stage baseline (triangulate the
+keypoints, then fit the skeleton to the 3D points), against which the end-to-end fit is compared.
 
 Method, per point:
 

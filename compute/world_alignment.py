@@ -53,7 +53,9 @@ __all__ = ["WorldAlignment", "estimate_world_alignment", "transform_rig", "trans
 # Typical keypoint heights above the ground when standing (metres); see the body model's BLAZEPOSE33 sites.
 FOOT_MARKER_HEIGHT_M: dict[str, float] = {"ankle": 0.065, "heel": 0.03, "toe": 0.02}
 
-# Anatomical role -> (left names, right names) across the keypoint sets we import (KEYPOINTS.md).
+# Anatomical role -> (left names, right names) across the keypoint sets we import: MediaPipe BlazePose
+# (left_shoulder), OpenPose BODY25/HALPE (LShoulder) and the MoVi marker names of MOVI87 (lsho); the
+# sets themselves are in compute/markersets/.
 KEYPOINT_ALIASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "shoulder": (("left_shoulder", "LShoulder", "lsho"), ("right_shoulder", "RShoulder", "rsho")),
     "hip": (("left_hip", "LHip", "lhip"), ("right_hip", "RHip", "rhip")),

@@ -49,6 +49,8 @@ def ensure_environment() -> None:
     pip = [str(_venv_bin("python")), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
+    # The default 2D detector's model files (idempotent; detection itself never downloads).
+    subprocess.run([str(_venv_bin("python")), "-m", "pipeline.detection.models"], check=True, cwd=ROOT)
     STAMP.write_text(fingerprint)
 
 

@@ -9,9 +9,13 @@ Resolution order for the connection (first that applies wins):
 4. a private server started earlier by ``mmc db up`` and recorded in ``<data_dir>/mysql/server.json``;
 5. otherwise ``127.0.0.1:3306`` (unreachable: ``ensure_server`` will start a private server).
 
+1 and 2 name a server explicitly: when it does not answer, ``ensure_server`` says so instead of starting a private
+server.
+
 ``MMC_SCHEMA_PREFIX`` (default ``mmc``) prefixes every schema (``<prefix>_acquisition`` …) so several users or test
-runs share one server. ``MMC_DATA_DIR`` (default ``<repo>/.mmc`` in a checkout, else ``~/.local/share/mmc``) holds
-the private server's data directory and other local state.
+runs share one server. It is read here, once, as a configuration source (``mmc --prefix`` overrides it); inside the
+program the prefix is passed as an argument. ``MMC_DATA_DIR`` (default ``<repo>/.mmc`` in a checkout, else
+``~/.local/share/mmc``) holds the private server's data directory and other local state.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ import os
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from pipeline.credentials import load_private_password
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3306
@@ -45,9 +51,10 @@ class Config:
         return self.data_dir / "mysql" / "server.json"
 
     def with_private_server(self, info: dict) -> "Config":
-        """This config pointed at a private server described by ``info`` (server.json contents)."""
-        return replace(self, host=DEFAULT_HOST, port=int(info["port"]), user=DEFAULT_USER, password="",
-                       source="private", private_server=info)
+        """This config pointed at a private server described by ``info`` (server.json contents), as root with the
+        password generated when the server was initialised (``<data_dir>/mysql/credentials.json``, mode 0600)."""
+        return replace(self, host=DEFAULT_HOST, port=int(info["port"]), user=DEFAULT_USER,
+                       password=load_private_password(self.data_dir) or "", source="private", private_server=info)
 
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port} (from {self.source}), schema prefix '{self.schema_prefix}'"

@@ -1,9 +1,16 @@
 """Database lifecycle: connect, start/stop a private MySQL-compatible server, report status.
 
-A private server is only started when nothing answers at the configured address. It runs from the user's own
-``mariadbd``/``mysqld`` binary with its data directory under ``<data_dir>/mysql/data``, its own port (3307 or the
-next free one, bound to 127.0.0.1 only) and socket, root without password. It never touches a server the user
-already runs. Its pid, port and paths are recorded in ``<data_dir>/mysql/server.json``.
+A private server is only started when nothing was configured (no ``DJ_HOST``, no ``datajoint.json``) and
+nothing answers at the default address; a configured server that does not answer is an error. The private server
+runs from the user's own ``mariadbd``/``mysqld`` binary with its data directory under ``<data_dir>/mysql/data``,
+its own port (3307 or the next free one, bound to 127.0.0.1 only) and socket; at initialisation root gets a
+generated password, kept in ``<data_dir>/mysql/credentials.json`` readable by its owner only
+(:mod:`pipeline.credentials`). It never touches a server the user already runs. Its pid, port and paths are
+recorded in ``<data_dir>/mysql/server.json``.
+
+Every command reaches the database through :func:`open_database` (or :func:`open_existing_database` for a dry
+run, which never starts a server or creates a schema): resolve the configuration, make sure the server answers,
+connect, and bind the schema modules to ``<prefix>_acquisition`` … with the provenance recorder that fit rows use.
 """
 from __future__ import annotations
 
@@ -17,9 +24,16 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import schemas
 from pipeline.config import DEFAULT_HOST, Config, is_reachable, load_config, read_server_json
+from pipeline.credentials import CredentialsError, credentials_path, load_private_password, secure_private_server
+from pipeline.progress import FitProgressReporter
+from pipeline.provenance import provenance
 
 NO_SERVER_HELP = (
     "no MySQL-compatible server binary (mariadbd or mysqld) found on PATH or in /usr/sbin: "
@@ -28,10 +42,61 @@ NO_SERVER_HELP = (
     "datajoint/mysql:8.0, then set DJ_HOST=127.0.0.1 DJ_USER=root DJ_PASS=simple)"
 )
 PRIVATE_PORT = 3307
+# Config.source values that name a server explicitly -> the setting to name in an error
+CONFIGURED_SOURCES = {"env": "DJ_HOST", "datajoint.json": "datajoint.json"}
 
 
 class DatabaseError(RuntimeError):
     """A server could not be reached or started."""
+
+
+class ConfiguredServerUnreachable(DatabaseError):
+    """The server named by ``DJ_HOST`` or ``datajoint.json`` does not answer (a setting to fix, not a reason to
+    start a private server)."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """An open database: the schema prefix, the DataJoint connection, the resolved configuration (its
+    ``schema_prefix`` is ``prefix``) and every activated schema module by name (``{"acquisition": module,
+    "model": …, "fitting": …, "gait": …}``, in dependency order, as ``schemas.activate`` returns them)."""
+
+    prefix: str
+    connection: Any
+    config: Config
+    schemas: dict[str, ModuleType]
+
+
+def open_database(prefix: str, *, config: Config | None = None,
+                  progress: schemas.FitProgressFactory | None = None) -> Database:
+    """Connect and bind every schema module to ``<prefix>_<module>`` (creating missing tables and lookups).
+
+    ``config`` defaults to :func:`pipeline.config.load_config`; a server is made reachable by
+    :func:`ensure_server` first (a private one is started only when nothing was configured).  ``progress``:
+    how running fits report their steps (default: a :class:`pipeline.progress.FitProgressReporter` on stderr
+    that also keeps the ``FitProgress`` rows ``mmc status`` shows).
+    """
+    config = replace(ensure_server(config or load_config()), schema_prefix=prefix)
+    connection = connect(config)
+    modules = schemas.activate(prefix, connection, provenance=provenance,
+                               progress=progress if progress is not None else FitProgressReporter())
+    return Database(prefix=prefix, connection=connection, config=config, schemas=modules)
+
+
+def open_existing_database(prefix: str, *, config: Config | None = None) -> Database | None:
+    """Like :func:`open_database`, but only when the server already answers and ``<prefix>_acquisition``
+    exists; otherwise None. Never starts a server and never creates a schema (for dry runs)."""
+    config = replace(config or load_config(), schema_prefix=prefix)
+    if not is_reachable(config.host, config.port):
+        return None
+    try:
+        connection = connect(config)
+    except DatabaseError:
+        return None
+    if schemas.schema_name(prefix, "acquisition") not in schemas.existing_schemas(prefix, connection):
+        return None
+    modules = schemas.activate(prefix, connection, provenance=provenance)
+    return Database(prefix=prefix, connection=connection, config=config, schemas=modules)
 
 
 def _import_datajoint():
@@ -179,30 +244,44 @@ def start_private_server(config: Config, timeout_s: float = 60.0, verbose: bool 
     info = dict(pid=process.pid, port=port, host=DEFAULT_HOST, socket=str(sock), datadir=str(datadir),
                 binary=str(binary), log=str(log_file), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (mysql_dir / "server.json").write_text(json.dumps(info, indent=2))
-    private = config.with_private_server(info)
     # the port opens slightly before logins work: wait for one (plain pymysql, the dj.conn() singleton is untouched)
     import pymysql
 
+    password = load_private_password(config.data_dir) or ""
     while True:
         try:
-            pymysql.connect(host=DEFAULT_HOST, port=port, user="root", password="", connect_timeout=2).close()
+            pymysql.connect(host=DEFAULT_HOST, port=port, user="root", password=password, connect_timeout=2).close()
             break
         except pymysql.MySQLError as error:
             if time.monotonic() > deadline:
                 raise DatabaseError(f"private server on port {port} refuses root login: {error}") from None
             time.sleep(0.3)
+    if not password:  # first start: every local account could log in as root; give root a generated password
+        try:
+            secure_private_server(DEFAULT_HOST, port, config.data_dir)
+        except CredentialsError as error:
+            raise DatabaseError(str(error)) from None
+    private = config.with_private_server(info)
     if verbose:
         print(f"started private {binary.name} (pid {process.pid}) on {DEFAULT_HOST}:{port}, data in {datadir}\n"
-              f"connect with: DJ_HOST={DEFAULT_HOST}:{port} DJ_USER=root DJ_PASS= "
-              f"(or mariadb -h {DEFAULT_HOST} -P {port} -u root)", file=sys.stderr)
+              f"connect with: DJ_HOST={DEFAULT_HOST}:{port} DJ_USER=root DJ_PASS=<the password in "
+              f"{credentials_path(config.data_dir)}>", file=sys.stderr)
     return private
 
 
 def ensure_server(config: Config | None = None, verbose: bool = True) -> Config:
-    """Return a config whose server answers: the configured one if reachable, else a (new) private server."""
+    """Return a config whose server answers: the configured one if reachable, else a (new) private server.
+
+    Raises :class:`ConfiguredServerUnreachable` when the server was configured explicitly (``DJ_HOST``,
+    ``datajoint.json``) and does not answer: the private server stands in only when nothing was configured.
+    """
     config = config or load_config()
     if is_reachable(config.host, config.port):
         return config
+    if config.source in CONFIGURED_SOURCES:
+        raise ConfiguredServerUnreachable(
+            f"no server answers at {config.host}:{config.port} (set by {CONFIGURED_SOURCES[config.source]}): "
+            f"start it or change the setting")
     info = read_server_json(config.data_dir)
     if info and is_reachable(DEFAULT_HOST, int(info["port"])):
         return config.with_private_server(info)

@@ -10,13 +10,17 @@
 3. **Populate** every computed table: a ``FitTask`` per session (default model, ``--params``, default
    ``cpu_default``), then ``BilevelFit`` and ``GaitMetrics`` (and any other computed table present), one key at a
    time with a progress bar and per-fit timing. ``--compare-bundle-adjustment`` also fits every session with the
-   cameras frozen (a derived ``<params>_noba`` set), so Table II and the ANOVA compare bundle adjustment on/off.
-4. **Report**: Table I / Table II / ANOVA + Tukey HSD of GC_5 (``pipeline.report``), GC_d curves and step-error
-   histograms, per-trial joint-angle waveforms and reprojection overlays (``pipeline.figures``), and OpenSim
-   ``.mot``/``.trc`` + CSV exports of every fitted trial (``pipeline.exporters``). Prints where everything is.
+   cameras frozen (a derived ``<params>_noba`` set), so Table II and the GC_5 test compare bundle adjustment on/off.
+4. **Report**: Table I / Table II / GC_5 and spatiotemporal comparisons with subjects as the unit of replication
+   (``pipeline.report``), GC_d curves, step-error
+   histograms, joint angles over the gait cycle and spatiotemporal parameters by population, per-trial
+   quality-control pages, joint-angle waveforms and reprojection overlays (``pipeline.report.figures``, PNG and
+   PDF), and OpenSim ``.mot``/``.trc`` + CSV exports of every fitted trial (``pipeline.exporters``). Prints where
+   everything is.
 
 The demo writes into the configured schema prefix (``MMC_SCHEMA_PREFIX`` / ``mmc --prefix``), so ``mmc report``,
-``mmc status`` and ``notebooks/demo_analysis.ipynb`` see the same data afterwards.
+``mmc status``, ``notebooks/demo_analysis.ipynb`` and ``notebooks/population_queries.ipynb`` see the same data
+afterwards.
 """
 from __future__ import annotations
 
@@ -26,7 +30,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from types import ModuleType
+from typing import Any, Callable, Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from pipeline.db import Database, open_database
+from pipeline.progress import FitProgressReporter
 
 DEMO_POPULATIONS = ("control", "hemiparetic", "prosthesis")
 SPEC_FILE = "demo_spec.json"
@@ -77,43 +89,21 @@ class DemoResult:
 
 
 class Progress:
-    """A thin wrapper over rich (falls back to plain prints) so every stage reports the same way."""
+    """A thin wrapper over rich so every stage reports the same way (rules, lines, progress bars)."""
 
     def __init__(self) -> None:
-        try:
-            from rich.console import Console
-
-            self.console = Console()
-        except ImportError:  # pragma: no cover - rich is a dependency
-            self.console = None
+        self.console = Console()
 
     def rule(self, text: str) -> None:
-        if self.console is not None:
-            self.console.rule(f"[bold]{text}")
-        else:
-            print(f"\n=== {text} ===")
+        self.console.rule(f"[bold]{text}")
 
     def print(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text, highlight=False, soft_wrap=True)
-        else:
-            print(text)
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     @contextmanager
-    def bar(self, description: str, total: int) -> Iterator[Any]:
-        """Yields ``advance(label)``: call once per finished item."""
-        try:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
-        except ImportError:  # pragma: no cover
-            done = [0]
-
-            def advance(label: str = "") -> None:
-                done[0] += 1
-                print(f"  {description}: {done[0]}/{total} {label}")
-
-            yield advance
-            return
+    def bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """Yields ``advance(label)``: call once per finished item (``advance(current=label)`` names the item
+        in progress without counting it)."""
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"))
         with RichProgress(*columns, console=self.console, transient=False) as progress:
@@ -195,26 +185,22 @@ def write_synthetic_subject(subject: dict[str, Any], config: DemoConfig, data_di
 # --------------------------------------------------------------------------------------------------
 
 
-def connect_and_activate(progress: Progress) -> dict[str, Any]:
-    """Make sure a server answers (private one when needed), connect, activate every schema module."""
-    import schemas
-    from pipeline import db
-    from pipeline.config import load_config
-
-    config = db.ensure_server(load_config())
-    connection = db.connect(config)
-    modules = schemas.activate(config.schema_prefix, connection)
-    if "fitting" in modules:
-        modules["fitting"].FitParams.ensure_defaults()
-    progress.print(f"database {config.describe()}; schemas: {', '.join(modules)}")
-    return dict(config=config, connection=connection, modules=modules)
+def open_demo_database(prefix: str, progress: Progress) -> Database:
+    """Open the database under ``prefix`` (a private server when nothing is configured) with the default
+    parameter sets present."""
+    # each fit's steps show inside the demo's own bars (same console), or as plain lines when not a terminal
+    reporter = FitProgressReporter(console=progress.console, interactive=progress.console.is_terminal)
+    database = open_database(prefix, progress=reporter)
+    database.schemas["fitting"].FitParams.ensure_defaults()
+    progress.print(f"database {database.config.describe()}; schemas: {', '.join(database.schemas)}")
+    return database
 
 
-def ingest_manifests(manifests: Sequence[Path], connection: Any, progress: Progress) -> list[str]:
+def ingest_manifests(manifests: Sequence[Path], database: Database, progress: Progress) -> list[str]:
     """Ingest each manifest unless its session is present; returns the subject ids."""
     from pipeline.manifest import Lookups, insert_plan, plan_session
-    from schemas import acquisition
 
+    acquisition = database.schemas["acquisition"]
     lookups = Lookups.from_database()
     subject_ids = []
     with progress.bar("ingesting sessions", len(manifests)) as advance:
@@ -226,7 +212,7 @@ def ingest_manifests(manifests: Sequence[Path], connection: Any, progress: Progr
                 advance(f"{key['subject_id']}/{key['session_id']} already present")
                 continue
             advance(current=f"{key['subject_id']}/{key['session_id']}")
-            insert_plan(plan, connection)
+            insert_plan(plan, database.connection)
             advance(f"{key['subject_id']}/{key['session_id']} ingested")
     return subject_ids
 
@@ -241,8 +227,8 @@ def _session_key(plan: Any) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def populate_all(modules: dict[str, Any], subject_ids: Sequence[str], param_sets: Sequence[str], progress: Progress,
-                 result: DemoResult) -> None:
+def populate_all(modules: dict[str, ModuleType], subject_ids: Sequence[str], param_sets: Sequence[str],
+                 progress: Progress, result: DemoResult) -> None:
     """A FitTask (default model) per demo session and parameter set, then every computed table one key at a
     time (resumable: what is already computed is skipped)."""
     from pipeline.populate import computed_tables, configure_jax_cache
@@ -274,7 +260,7 @@ def populate_all(modules: dict[str, Any], subject_ids: Sequence[str], param_sets
                 started = time.perf_counter()
                 outcome = table.populate(key, suppress_errors=True, display_progress=False)
                 seconds = time.perf_counter() - started
-                errors = outcome.get("error_list", []) if isinstance(outcome, dict) else []
+                errors = outcome["error_list"]
                 if errors:
                     counts["failed"] += 1
                     message = str(errors[0][1]).splitlines()[0][:200]
@@ -284,10 +270,10 @@ def populate_all(modules: dict[str, Any], subject_ids: Sequence[str], param_sets
                     counts["made"] += 1
                     advance(f"{label}: {seconds:.0f} s")
         if name == "BilevelFit":
-            rows = (table & restriction).proj("gc5", "wall_time_s", "iterations").to_dicts()
+            rows = (table & restriction).proj("gc5", "wall_time_s", "iterations", "stop_reason").to_dicts()
             for row in rows:
                 progress.print(f"  {row['subject_id']} {row['params_name']}: GC_5 = {row['gc5']:.3f}, "
-                               f"{row['iterations']} iterations, {row['wall_time_s']:.0f} s")
+                               f"{row['iterations']} iterations ({row['stop_reason']}), {row['wall_time_s']:.0f} s")
 
 
 def dj_and_or(subject_ids: Sequence[str], param_sets: Sequence[str]) -> Any:
@@ -302,21 +288,23 @@ def dj_and_or(subject_ids: Sequence[str], param_sets: Sequence[str]) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
-def report_and_figures(config: DemoConfig, subject_ids: Sequence[str], param_sets: Sequence[str], progress: Progress,
-                       result: DemoResult) -> None:
-    from pipeline import exporters, figures, report
-    from schemas import acquisition, fitting
+def report_and_figures(config: DemoConfig, database: Database, subject_ids: Sequence[str],
+                       param_sets: Sequence[str], progress: Progress, result: DemoResult) -> None:
+    """Tables, report figures, per-trial figures (up to ``max_figure_trials``) and exports of the demo fits."""
+    from pipeline import exporters, report
+    from pipeline.report import figures
+    from schemas.reads import results
 
     out = Path(config.out_dir)
     restriction = report.ReportRestriction(subjects=tuple(subject_ids), param_set=tuple(param_sets))
-    rep = report.build_report(restriction, out / "report", figures=True)
+    rep = report.build_report(database, restriction, out / "report")
     result.paths.update({f"report/{k}": v for k, v in rep.paths.items()})
     report.print_report(rep)
 
-    demo_trials = fitting.BilevelFit.Trial & dj_and_or(subject_ids, param_sets)
+    demo_fits = dj_and_or(subject_ids, param_sets)
     # figures of the primary parameter set's fits (the comparison set only enters the tables)
-    walking = demo_trials & {"params_name": param_sets[0]} & (acquisition.Trial & {"activity": "walk"})
-    keys = walking.keys(order_by="subject_id, trial_name")
+    walking = results.fitted_trials(demo_fits, {"params_name": param_sets[0]}, {"activity": "walk"})
+    keys = [{k: row[k] for k in results.FIT_KEY} for row in walking]
     # one trial per subject first, then the rest, up to max_figure_trials
     firsts = {k["subject_id"]: k for k in reversed(keys)}
     ordered = list(firsts.values()) + [k for k in keys if k not in firsts.values()]
@@ -331,7 +319,7 @@ def report_and_figures(config: DemoConfig, subject_ids: Sequence[str], param_set
             except Exception as error:  # a figure must not stop the demo; say what failed
                 result.errors.append(f"figures {label}: {error.__class__.__name__}: {error}")
             advance(label)
-    exported = exporters.export_fit(demo_trials.proj(), out / "exports")
+    exported = exporters.export_fits(database, demo_fits, out / "exports")
     result.paths["exports"] = out / "exports"
     progress.print(f"exported {len(exported)} fitted trial(s) as .mot/.trc/.csv to {out / 'exports'}")
 
@@ -345,9 +333,7 @@ def _derived_params(fitting: Any, base_name: str, suffix: str, changes: dict[str
                     progress: Progress) -> str:
     """Register ``<base>_<suffix>`` = the stored set ``base_name`` with ``changes``; returns the name in use
     (an existing set with identical parameters is reused under its own name)."""
-    import dataclasses
-
-    derived = dataclasses.replace(fitting.FitParams.load(base_name), **changes)
+    derived = fitting.FitParams.load(base_name).replace(**changes)
     existing = (fitting.FitParams & {"params_hash": derived.hash}).keys()
     name = existing[0]["params_name"] if existing else fitting.FitParams.insert_params(
         f"{base_name}_{suffix}"[:32], derived, f"{base_name} with {what} (mmc demo)")
@@ -364,8 +350,8 @@ def _with_step_override(config: DemoConfig, fitting: Any, progress: Progress) ->
     return dataclasses.replace(config, params_name=name)
 
 
-def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult:
-    """All four stages; returns what was made and where (see module docstring)."""
+def run_demo(config: DemoConfig, prefix: str, progress: Progress | None = None) -> DemoResult:
+    """All four stages into the schemas ``<prefix>_*``; returns what was made and where (see module docstring)."""
     progress = progress or Progress()
     result = DemoResult()
     started = time.perf_counter()
@@ -374,20 +360,21 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
         result.manifests = generate_lab(config, progress)
     progress.rule("2/4 database and ingest")
     with _stage(result, "ingest"):
-        db = connect_and_activate(progress)
-        result.subject_ids = ingest_manifests(result.manifests, db["connection"], progress)
+        database = open_demo_database(prefix, progress)
+        result.subject_ids = ingest_manifests(result.manifests, database, progress)
+    modules = database.schemas
     if config.steps is not None:
-        config = _with_step_override(config, db["modules"]["fitting"], progress)
+        config = _with_step_override(config, modules["fitting"], progress)
     param_sets = [config.params_name]
     if config.compare_bundle_adjustment:
-        param_sets.append(_derived_params(db["modules"]["fitting"], config.params_name, "noba",
+        param_sets.append(_derived_params(modules["fitting"], config.params_name, "noba",
                                           dict(camera_start_fraction=1.0), "cameras frozen", progress))
     progress.rule(f"3/4 populate (parameter set {', '.join(param_sets)})")
     with _stage(result, "populate"):
-        populate_all(db["modules"], result.subject_ids, param_sets, progress, result)
+        populate_all(modules, result.subject_ids, param_sets, progress, result)
     progress.rule("4/4 report, figures, exports")
     with _stage(result, "report"):
-        report_and_figures(config, result.subject_ids, param_sets, progress, result)
+        report_and_figures(config, database, result.subject_ids, param_sets, progress, result)
     result.stage_seconds["total"] = time.perf_counter() - started
     _print_summary(result, progress)
     return result
@@ -435,12 +422,13 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
 
 def demo_command(args: argparse.Namespace) -> int:
     """``mmc demo [--subjects N] [--trials M] [--out DIR] ...``: exit code 1 when any computation failed."""
-    result = run_demo(config_from_args(args))
+    result = run_demo(config_from_args(args), args.prefix)
     return 1 if result.errors else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``mmc demo`` (``pipeline.cli`` passes the remaining arguments)."""
-    parser = argparse.ArgumentParser(prog="mmc demo", description=__doc__.split("\n\n")[0])
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo``."""
+    parser = subparsers.add_parser("demo", help="run the whole pipeline on a small synthetic lab",
+                                   description=__doc__.split("\n\n")[0])
     add_demo_arguments(parser)
-    return demo_command(parser.parse_args(list(argv) if argv is not None else None))
+    parser.set_defaults(handler=demo_command)

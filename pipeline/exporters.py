@@ -1,12 +1,15 @@
-"""Exports of a fit in the formats labs already use: OpenSim ``.mot`` / ``.trc`` and CSV.
+"""Exports of a fit in the formats labs already use: OpenSim ``.mot`` / ``.trc`` / ``.osim``, C3D and CSV.
 
 Two layers:
 
 * plain writers over numpy arrays (``write_mot``, ``write_trc``, ``write_joint_angles_csv``,
   ``write_markers_csv``) and their readers (``read_mot``, ``read_trc``) used by the tests and by anyone
   who wants to load the files back;
-* ``export_fit`` / ``export_command`` which fetch ``BilevelFit.Trial`` rows from the database (or take
-  ``TrialExport`` objects directly) and write one folder per trial; ``mmc export [--restrict ...] OUT_DIR``.
+* ``export_trials`` (``TrialExport`` objects) and ``export_fits`` / ``export_command`` which read the fitted
+  trials of an opened database (``schemas.reads``) and write them into one folder; ``mmc export [--restrict ...]
+  OUT_DIR``. Per trial: ``.mot``, ``.trc``, ``.c3d`` (virtual markers, :mod:`pipeline.c3d_export`) and CSV; per
+  fit: the scaled model as ``.osim`` (:mod:`pipeline.opensim_model`), on which the trial's ``.mot`` and
+  ``.trc`` load unchanged.
 
 Conventions
 -----------
@@ -20,19 +23,31 @@ Conventions
   (names ending in ``_tx``, ``_ty``, ``_tz``) in metres, as OpenSim's IK tool writes them.
 * ``.trc``: marker positions in ``mm`` (default) or ``m``; missing markers (NaN) are written as empty
   fields, which OpenSim's ``TRCFileAdapter`` reads back as NaN.
+* ``.c3d``: virtual markers in our Z-up lab frame (not rotated; OpenSim's C3D reader rotates on import), in the
+  same length unit as the ``.trc``; missing markers are invalid points (residual -1).
+* ``.osim``: the fit's scaled body model with its fitted marker sites, Y-up like the ``.mot``/``.trc``;
+  segment masses from the subject's ``mass_kg`` (a default adult mass when unknown).
 * CSV: ``time_s`` then one column per coordinate (``<name>_deg`` or ``<name>_m``); markers in long-wide
   form ``time_s, <marker>_x_m, <marker>_y_m, <marker>_z_m`` in our world frame (Z-up, metres).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import datajoint as dj
 import numpy as np
 import pandas as pd
+
+from pipeline.c3d_export import write_c3d
+from pipeline.db import Database, open_database
+from pipeline.importers.errors import IngestError
+from pipeline.restrictions import add_restriction_arguments, restrictions_for
+from schemas.reads import results
 
 TRANSLATION_SUFFIXES = ("_tx", "_ty", "_tz")
 _WORLD_TO_OPENSIM = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # rows: OpenSim X, Y, Z
@@ -45,7 +60,8 @@ class TrialExport:
 
     times: (T,) seconds; qpos: (T, Q) with translations in metres and angles in radians;
     joint_names: (Q,) OpenSim coordinate names; markers: (T, J, 3) metres, world frame (Z-up);
-    marker_names: (J,); fps: frame rate in Hz (inferred from ``times`` when None).
+    marker_names: (J,); fps: frame rate in Hz (inferred from ``times`` when None); fit_key: the key of the fit it
+    belongs to (``subject_id``, ``session_id``, ``base_model``, ``params_name``), None when unknown.
     """
 
     name: str
@@ -55,6 +71,25 @@ class TrialExport:
     markers: np.ndarray | None = None
     marker_names: tuple[str, ...] | None = None
     fps: float | None = None
+    fit_key: dict | None = None
+
+
+@dataclass(frozen=True)
+class FitModelExport:
+    """Everything the ``.osim`` of one fit needs (:func:`pipeline.opensim_model.write_fit_opensim_model`).
+
+    name: export name; keypoint_set: the fit's marker set; log_scale: (G,) fitted log scale factors; offsets:
+    (J, 3) m fitted marker offsets (body frame); marker_sites: (J, 3) m the base model's unscaled sites;
+    mjcf_xml: the base model's MJCF text; total_mass_kg: the subject's mass (None: default adult mass).
+    """
+
+    name: str
+    keypoint_set: str
+    log_scale: np.ndarray
+    offsets: np.ndarray
+    marker_sites: np.ndarray
+    mjcf_xml: str
+    total_mass_kg: float | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,15 +362,27 @@ def write_markers_csv(path: str | Path, times: np.ndarray, markers: np.ndarray, 
 # --------------------------------------------------------------------------------------------------
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "trial"
+def file_stem(name: str) -> str:
+    """A file name stem for the export ``name``, distinct for distinct names.
+
+    Characters other than letters, digits, ``_``, ``.`` and ``-`` become ``_``. When that changes the name
+    (``walk 01`` and ``walk_01`` would both give ``walk_01``), the first 8 hex digits of the SHA-1 of the
+    original name are appended (``walk_01-3f2a9c1e``), so a sanitised name never takes the stem of a name
+    that needed no change.
+    """
+    name = str(name)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "trial"
+    if stem == name:
+        return stem
+    return f"{stem}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def export_trial(trial: TrialExport, out_dir: str | Path, units: str = "mm", opensim_axes: bool = True) -> dict[str, Path]:
-    """Write ``<name>.mot``, ``<name>_angles.csv`` and (when markers are given) ``<name>.trc`` and
-    ``<name>_markers.csv`` into ``out_dir``. Returns ``{kind: path}``."""
+    """Write ``<stem>.mot``, ``<stem>_angles.csv`` and (when markers are given) ``<stem>.trc``, ``<stem>.c3d``
+    and ``<stem>_markers.csv`` into ``out_dir`` (``stem``: :func:`file_stem` of the trial's name; ``units``: the
+    length unit of the ``.trc`` and ``.c3d``). Returns ``{kind: path}``."""
     out_dir = Path(out_dir)
-    stem = _safe(trial.name)
+    stem = file_stem(trial.name)
     written = {
         "mot": write_mot(out_dir / f"{stem}.mot", trial.times, trial.qpos, trial.joint_names, name=stem,
                          opensim_axes=opensim_axes),
@@ -345,70 +392,107 @@ def export_trial(trial: TrialExport, out_dir: str | Path, units: str = "mm", ope
         names = trial.marker_names or tuple(f"M{j + 1}" for j in range(np.asarray(trial.markers).shape[1]))
         written["trc"] = write_trc(out_dir / f"{stem}.trc", trial.times, trial.markers, names, units=units,
                                    data_rate=trial.fps, opensim_axes=opensim_axes)
+        written["c3d"] = write_c3d(out_dir / f"{stem}.c3d", trial.markers, names,
+                                   trial.fps if trial.fps is not None else infer_rate(trial.times), units=units)
         written["markers_csv"] = write_markers_csv(out_dir / f"{stem}_markers.csv", trial.times, trial.markers, names)
     return written
 
 
-def fetch_trial_exports(restriction: Any = None) -> list[TrialExport]:
-    """Fetch ``BilevelFit.Trial`` rows (optionally restricted) as :class:`TrialExport` objects.
+def export_restrictions(database: Database, restrict: Sequence[str], where: Sequence[str] = ()) -> tuple:
+    """``--restrict ATTR=VALUE`` / ``--where SQL`` of ``mmc export`` checked against ``BilevelFit.Trial``
+    (:mod:`pipeline.restrictions`): a misspelt attribute is an error naming it and the valid ones."""
+    return restrictions_for(database.schemas["fitting"].BilevelFit.Trial, restrict, where, "BilevelFit.Trial")
 
-    Marker names are the fit's keypoint set (``acquisition.KeypointSet.joint_names``), the frame rate is the
-    trial's ``fps``. The export name is ``<subject>_<session>_<trial>_<base model>_<parameter set>``, so
-    exports of several fits of one trial never collide. Needs activated schemas.
+
+def fetch_trial_exports(database: Database, restriction: Any = None) -> list[TrialExport]:
+    """The fitted trials of the opened ``database`` (``restriction``: anything DataJoint accepts after ``&`` on
+    ``BilevelFit.Trial``, or None for all) as :class:`TrialExport` objects.
+
+    Marker names are the fit's keypoint set, the frame rate is the trial's ``fps``. The export name is
+    ``<subject>_<session>_<trial>_<base model>_<parameter set>``, so exports of several fits of one trial never
+    collide.
     """
-    from schemas import acquisition, fitting  # lazily: the writers above work without a database
-
-    query = (fitting.BilevelFit.Trial * fitting.BilevelFit.proj("keypoint_set")
-             * acquisition.Trial.proj("fps"))
-    if restriction is not None:
-        query = query & restriction
-    marker_names = {row["keypoint_set"]: tuple(row["joint_names"])
-                    for row in acquisition.KeypointSet.proj("joint_names").to_dicts()}
-    exports = []
-    for key in query.keys(order_by="subject_id, session_id, trial_name"):
-        row = (query & key).fetch1()
-        parts = [key[k] for k in ("subject_id", "session_id", "trial_name", "base_model", "params_name") if k in key]
-        exports.append(TrialExport(
-            name="_".join(str(p) for p in parts),
-            times=np.asarray(row["times"], dtype=float),
-            qpos=np.asarray(row["qpos"], dtype=float),
-            joint_names=tuple(row["joint_names"]),
-            markers=np.asarray(row["markers"], dtype=float),
-            marker_names=marker_names.get(row["keypoint_set"]),
-            fps=float(row["fps"]),
-        ))
-    return exports
+    results.require_prefix(database.prefix)
+    rows = results.trial_exports(*([] if restriction is None else [restriction]))
+    return [TrialExport(
+        name="_".join(str(row[k]) for k in results.FIT_KEY),
+        times=np.asarray(row["times"], dtype=float),
+        qpos=np.asarray(row["qpos"], dtype=float),
+        joint_names=tuple(row["joint_names"]),
+        markers=np.asarray(row["markers"], dtype=float),
+        marker_names=row["marker_names"],
+        fps=float(row["fps"]),
+        fit_key={k: row[k] for k in results.FIT_MODEL_KEY},
+    ) for row in rows]
 
 
-def export_fit(
-    source: Any,
-    out_dir: str | Path,
-    units: str = "mm",
-    opensim_axes: bool = True,
-) -> list[dict[str, Path]]:
-    """Export fitted trials to ``out_dir``.
+def fit_export_name(fit_key: dict) -> str:
+    """``<subject>_<session>_<base model>_<parameter set>``: the export name of a fit (its ``.osim``)."""
+    return "_".join(str(fit_key[k]) for k in results.FIT_MODEL_KEY)
 
-    source: a :class:`TrialExport`, a list of them, or a DataJoint restriction (key dict, list of keys,
-    query expression or SQL string) on ``BilevelFit.Trial`` / ``BilevelFit``. Returns one
-    ``{kind: path}`` dict per trial (kinds: mot, angles_csv, trc, markers_csv).
-    """
-    if isinstance(source, TrialExport):
-        trials: Iterable[TrialExport] = [source]
-    elif isinstance(source, (list, tuple)) and source and all(isinstance(t, TrialExport) for t in source):
-        trials = source
-    else:
-        trials = fetch_trial_exports(source)
+
+def fetch_fit_models(database: Database, fit_keys: Sequence[dict]) -> list[FitModelExport]:
+    """The fits ``fit_keys`` (dicts holding ``results.FIT_MODEL_KEY``) of the opened ``database`` as
+    :class:`FitModelExport` objects, one per distinct fit, ordered by key."""
+    results.require_prefix(database.prefix)
+    keys = list({fit_export_name(k): {n: k[n] for n in results.FIT_MODEL_KEY} for k in fit_keys}.values())
+    if not keys:
+        return []
+    return [FitModelExport(name=fit_export_name(row), keypoint_set=row["keypoint_set"], log_scale=row["log_scale"],
+                           offsets=row["offsets"], marker_sites=row["marker_sites"], mjcf_xml=row["mjcf_xml"],
+                           total_mass_kg=row["mass_kg"]) for row in results.fit_models(keys)]
+
+
+def export_fit_model(fit: FitModelExport, out_dir: str | Path) -> Path:
+    """Write ``<stem>.osim`` (the fit's scaled model, ``stem``: :func:`file_stem` of its name) into ``out_dir``."""
+    from pipeline.opensim_model import write_fit_opensim_model
+
+    stem = file_stem(fit.name)
+    return write_fit_opensim_model(Path(out_dir) / f"{stem}.osim", fit.keypoint_set, fit.log_scale, fit.offsets,
+                                   marker_sites=fit.marker_sites, mjcf_xml=fit.mjcf_xml,
+                                   total_mass_kg=fit.total_mass_kg, model_name=stem)
+
+
+def export_trials(trials: Iterable[TrialExport], out_dir: str | Path, units: str = "mm",
+                  opensim_axes: bool = True) -> list[dict[str, Path]]:
+    """Write every trial into ``out_dir``; one ``{kind: path}`` dict per trial (kinds: mot, angles_csv, trc, c3d,
+    markers_csv). Two trials whose files would share a name are an error naming both (nothing is written)."""
+    trials = list(trials)
+    by_stem: dict[str, str] = {}
+    for trial in trials:
+        stem = file_stem(trial.name)
+        if stem in by_stem:
+            raise IngestError(out_dir, "file names", f"distinct files per trial; trials {by_stem[stem]!r} and "
+                                                     f"{trial.name!r} would both be written as {stem}.*")
+        by_stem[stem] = trial.name
     return [export_trial(t, out_dir, units=units, opensim_axes=opensim_axes) for t in trials]
+
+
+def export_fits(database: Database, restriction: Any, out_dir: str | Path, units: str = "mm",
+                opensim_axes: bool = True, opensim_models: bool = True) -> list[dict[str, Path]]:
+    """Export the fitted trials of ``database`` matching ``restriction`` (None: all) to ``out_dir``.
+
+    One ``{kind: path}`` dict per trial (:func:`export_trials`); with ``opensim_models`` each also holds
+    ``osim``: the ``.osim`` of its fit, written once per fit (the ``.mot``/``.trc`` load on it unchanged).
+    """
+    trials = fetch_trial_exports(database, restriction)
+    written = export_trials(trials, out_dir, units=units, opensim_axes=opensim_axes)
+    if opensim_models and trials:
+        fits = fetch_fit_models(database, [t.fit_key for t in trials])
+        models = {fit.name: export_fit_model(fit, out_dir) for fit in fits}
+        for trial, paths in zip(trials, written):
+            paths["osim"] = models[fit_export_name(trial.fit_key)]
+    return written
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``mmc export``."""
-    parser.add_argument("out_dir", help="folder to write .mot/.trc/.csv files into")
-    parser.add_argument("--restrict", action="append", default=[], metavar="ATTR=VALUE",
-                        help="restrict BilevelFit.Trial, e.g. --restrict subject_id=S01 (repeatable)")
-    parser.add_argument("--units", choices=sorted(_LENGTH_FACTORS), default="mm", help="TRC length unit")
+    parser.add_argument("out_dir", help="folder to write .mot/.trc/.c3d/.osim/.csv files into")
+    add_restriction_arguments(parser, "BilevelFit.Trial")
+    parser.add_argument("--units", choices=sorted(_LENGTH_FACTORS), default="mm", help="TRC and C3D length unit")
     parser.add_argument("--world-axes", action="store_true",
                         help="keep our Z-up world axes instead of OpenSim's Y-up ground frame")
+    parser.add_argument("--no-osim", action="store_true", help="do not write the fits' OpenSim models")
 
 
 def parse_restrictions(items: Sequence[str]) -> dict[str, Any]:
@@ -430,22 +514,24 @@ def parse_restrictions(items: Sequence[str]) -> dict[str, Any]:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    """``mmc export [--restrict ATTR=VALUE ...] OUT_DIR``: activate schemas, export every matching trial."""
-    from pipeline.report import activate_from_config
-
-    activate_from_config()
-    restriction = parse_restrictions(getattr(args, "restrict", []))
-    results = export_fit(restriction or None, args.out_dir, units=getattr(args, "units", "mm"),
-                         opensim_axes=not getattr(args, "world_axes", False))
-    for written in results:
-        print("  ".join(str(p) for p in written.values()))
-    print(f"exported {len(results)} trial(s) to {args.out_dir}")
+    """``mmc export [--restrict ATTR=VALUE ...] [--where SQL ...] OUT_DIR``: export every matching fitted trial."""
+    database = open_database(args.prefix)
+    restrictions = export_restrictions(database, args.restrict, args.where)
+    results_written = export_fits(database, dj.AndList(restrictions) if restrictions else None, args.out_dir,
+                                  units=args.units, opensim_axes=not args.world_axes,
+                                  opensim_models=not args.no_osim)
+    for written in results_written:
+        print("  ".join(str(p) for kind, p in written.items() if kind != "osim"))
+    for model_path in sorted({written["osim"] for written in results_written if "osim" in written}):
+        print(model_path)
+    print(f"exported {len(results_written)} trial(s) to {args.out_dir}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``mmc export`` (``pipeline.cli`` passes the remaining arguments)."""
-    parser = argparse.ArgumentParser(prog="mmc export",
-                                     description="write fitted trials as OpenSim .mot/.trc and CSV")
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``mmc export``."""
+    parser = subparsers.add_parser("export", help="export fits (.trc, .mot, .c3d, OpenSim model, CSV)",
+                                   description="write fitted trials as OpenSim .mot/.trc, C3D and CSV, and each "
+                                               "fit's scaled OpenSim model (.osim)")
     add_export_arguments(parser)
-    return export_command(parser.parse_args(list(argv) if argv is not None else None))
+    parser.set_defaults(handler=export_command)

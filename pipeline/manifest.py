@@ -13,7 +13,7 @@ A manifest (TOML, paths relative to it)::
     [session]
     id = "2024-02-28"
     calibration = "calib/Calib.toml"
-    calibration_format = "anipose" # anipose | caliscope
+    calibration_format = "anipose" # anipose | caliscope | qualisys | vicon
     calibration_unit = "m"         # m | mm (optional for anipose: inferred and stated)
     world_alignment = "none"       # optional: none | auto (estimate Z-up + floor from the subject, see below)
     location = ""                  # optional
@@ -29,6 +29,7 @@ A manifest (TOML, paths relative to it)::
     assistive_device = "none"      # optional
     detector = "openpose 1.7"      # optional
     camera_map = {cam01_json = "cam_1"}  # optional: keypoint source -> calibration camera
+    person = 0                     # optional (openpose): which of several people is the subject (see below)
 
 World alignment: ``world_alignment = "auto"`` is for calibrations whose world is not Z-up with the floor at
 z = 0 (Caliscope: the world is camera 1's frame). After reading the calibration and the keypoints, the subject's
@@ -40,28 +41,61 @@ records ``{method, rotation, translation, up_source, floor_height, floor_source,
 file's extrinsics are ``R = R' R_a``, ``t = t' + R' t_a``. ``"none"`` (default) stores the calibration as is and
 leaves ``Session.world_alignment`` NULL. Partial ingests (``ingest_calibration``) never align.
 
+Several people (OpenPose): when some frame holds more than one person, the subject is the person whose detections
+triangulate consistently across the cameras (:mod:`pipeline.importers.multiperson`); people seen at the seed frame
+are ranked by summed confidence and ``person = N`` picks one (default 0). The trial summary says which person was
+chosen and why. With one person per frame every view is tracked on its own.
+
+Validation beyond the importers (one-line :class:`IngestError`, nothing written): unknown keys at any level are
+errors naming the key and the closest valid one; ids (subject, session, trial) are at most 32 characters without
+quotes, slashes, leading/trailing whitespace or control characters, and — because the server compares keys
+case-insensitively — a subject/session/trial whose id differs from a stored one only in letter case, or a subject
+re-declared with different attributes, is an error naming both; subject height/mass/birth year within
+``SUBJECT_RANGES``; fps within ``FPS_RANGE``; every trial has at least two calibrated cameras with keypoints and
+some keypoint with confidence > 0; keypoints lie within ``MAX_IMAGE_SIZES_AWAY`` image sizes of the image.
+
+Provenance: every file read (manifest, calibration, every keypoint file, walkway CSV) is recorded with its path,
+size and SHA-256 in ``SourceFile`` rows, with the trial and camera whose rows it produced; ``--dry-run`` lists them,
+marking paths outside the manifest's folder.
+
 Nothing is written unless everything validates: :func:`plan_session` builds all rows in memory (raising
 :class:`IngestError` with ``file: field: expected`` on any problem) and :func:`insert_plan` inserts them inside
 ``with connection.transaction:``, so a session is inserted whole or not at all.
 """
 from __future__ import annotations
 
+import datetime
+import difflib
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.importers.calibration import Calibration, read_calibration
+from pipeline.importers.calibration import CALIBRATION_FORMATS, Calibration, read_calibration
 from pipeline.importers.errors import IngestError
-from pipeline.importers.keypoints import align_frames, read_keypoints
+from pipeline.importers.files import FileRecord, decode_text, read_input, resolve_path
+from pipeline.importers.keypoints import (CameraKeypoints, align_frames, keypoints_of_choice,
+                                          read_openpose_detections_folder, read_keypoints, track_single_view)
+from pipeline.importers.multiperson import choose_subject, rig_from_rows
 from pipeline.importers.naming import match_cameras, normalize_camera_name
-from pipeline.importers.walkway import read_walkway_csv
-from pipeline.keypoint_sets import KEYPOINT_SETS
+from pipeline.importers.walkway import parse_walkway_csv
+from pipeline.videos import TrialVideos, plan_trial_videos
+from compute.markersets import KEYPOINT_SETS
 
 KEY_PATTERN_LENGTH = 32
-CALIBRATION_FORMATS = ("anipose", "caliscope")
+SUBJECT_KEYS = ("id", "population", "height_m", "mass_kg", "sex", "birth_year", "notes")
+SESSION_KEYS = ("id", "calibration", "calibration_format", "calibration_unit", "world_alignment", "location", "notes")
+TRIAL_KEYS = ("name", "activity", "fps", "keypoints", "keypoints_format", "keypoint_set", "walkway",
+              "assistive_device", "detector", "camera_map", "person", "videos")
+TOP_LEVEL_KEYS = ("subject", "session", "trials")
+SUBJECT_RANGES = {"height_m": (0.3, 2.8), "mass_kg": (1.0, 500.0)}  # beyond any person; also the columns' range
+FIRST_BIRTH_YEAR = 1900
+FPS_RANGE = (1.0, 10_000.0)
+MIN_CAMERAS = 2
+MAX_IMAGE_SIZES_AWAY = 10.0
 WORLD_ALIGNMENTS = ("none", "auto")
 ALIGNMENT_OUTLIER_THRESHOLD_PX = 100.0
 KEYPOINT_FORMATS = ("openpose", "caliscope", "npz")
@@ -99,17 +133,36 @@ class TrialPlan:
     footfalls: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)  # points outside the keypoint set, by group (rows)
+    files: list[tuple[FileRecord, str]] = field(default_factory=list)  # (file, camera name or "")
+    videos: TrialVideos | None = None
+    person: int | None = None  # manifest `person`: which of several people is the subject
+
+    def video_rows(self) -> tuple[dict | None, list[dict]]:
+        """The ``VideoTrial`` row (None without videos) and the ``Video`` rows."""
+        if self.videos is None:
+            return None, []
+        key = {k: self.trial[k] for k in ("subject_id", "session_id", "trial_name")}
+        return (dict(key, n_videos=len(self.videos.videos), person=self.person,
+                     consistency_warning=self.videos.warning),
+                [dict(key, **video) for video in self.videos.videos])
 
     def summary(self) -> str:
         t = self.trial
+        if t["keypoints_format"] == "video":
+            person = "" if self.person is None else f", subject = person {self.person}"
+            views = f"videos of {len(self.videos.videos)} cameras (keypoints to come from detection{person})"
+        else:
+            views = f"{len(self.keypoints)} cameras"
         lines = [f"trial {t['trial_name']}: {t['activity']}, {t['keypoint_set']}, {t['n_frames']} frames at "
-                 f"{t['fps']:g} fps, {len(self.keypoints)} cameras"]
+                 f"{t['fps']:g} fps, {views}"]
         for row in self.keypoints:
             conf = row["confidence"]
             lines.append(f"    {row['camera_name']}: {conf.shape[0]}×{conf.shape[1]} keypoints, "
                          f"{float(np.mean(conf > 0)):.0%} present, {row['n_missing_frames']} frames missing")
         if self.walkway:
             lines.append(f"    walkway: {len(self.footfalls)} footfalls from {self.walkway['source_file']}")
+        if self.videos is not None:
+            lines += self.videos.summary_lines()
         lines += [f"    note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -122,12 +175,35 @@ class SessionPlan:
     cameras: list[dict]
     trials: list[TrialPlan]
     calibration: Calibration | None = None
+    files: list[FileRecord] = field(default_factory=list)  # session-level files: manifest, calibration
+    dry_run: bool = False
+
+    def source_files(self) -> list[dict]:
+        """``SourceFile`` rows (file_index from 0, in reading order)."""
+        key = {k: self.session[k] for k in ("subject_id", "session_id")}
+        entries = [(f, "", "") for f in self.files]
+        entries += [(f, t.trial["trial_name"], camera) for t in self.trials for f, camera in t.files]
+        return source_file_rows(key, entries, 0)
+
+    def file_listing(self) -> str:
+        """Every file read, one per line; paths outside the manifest's folder are marked."""
+        base = self.manifest.parent
+        lines = [f"files read ({len(self.source_files())}):"]
+        for row in self.source_files():
+            path = Path(row["path"])
+            outside = "" if path.is_relative_to(base) else "  [outside the manifest's folder]"
+            where = "/".join(x for x in (row["trial_name"], row["camera_name"]) if x)
+            lines.append(f"    {row['role']:<11} {path}  {row['size_bytes']} B  sha256 {row['sha256'][:12]}"
+                         f"{'  (' + where + ')' if where else ''}{outside}")
+        return "\n".join(lines)
 
     def row_counts(self) -> dict[str, int]:
         return {"Subject": 1, "Session": 1, "Camera": len(self.cameras), "Trial": len(self.trials),
                 "Keypoints": sum(len(t.keypoints) for t in self.trials),
                 "WalkwaySteps": sum(1 for t in self.trials if t.walkway),
-                "WalkwaySteps.Footfall": sum(len(t.footfalls) for t in self.trials)}
+                "WalkwaySteps.Footfall": sum(len(t.footfalls) for t in self.trials),
+                "Video": sum(len(t.videos.videos) for t in self.trials if t.videos is not None),
+                "SourceFile": len(self.source_files())}
 
     def summary(self) -> str:
         s = self.subject
@@ -142,7 +218,16 @@ class SessionPlan:
                          f"from {alignment['floor_source']}, X from {alignment['heading_source']}")
         lines += [t.summary() for t in self.trials]
         lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in self.row_counts().items()))
+        if self.dry_run:
+            lines.append(self.file_listing())
         return "\n".join(lines)
+
+
+def source_file_rows(key: dict, entries: list[tuple[FileRecord, str, str]], first_index: int) -> list[dict]:
+    """``SourceFile`` rows for ``entries`` of (file, trial name or "", camera name or "")."""
+    return [dict(key, file_index=first_index + i, role=f.role, trial_name=trial, camera_name=camera,
+                 path=str(f.path)[:1000], size_bytes=f.size_bytes, sha256=f.sha256)
+            for i, (f, trial, camera) in enumerate(entries)]
 
 
 # --------------------------------------------------------------------------------------------- field checks
@@ -173,9 +258,28 @@ def _get(table: dict, manifest: Path, section: str, key: str, kind, required: bo
 
 
 def _key(value: str, manifest: Path, field_name: str) -> str:
-    if len(value) > KEY_PATTERN_LENGTH or any(c in value for c in "\"'`\\/\n"):
+    """An id: at most 32 characters, no quotes/slashes, no leading/trailing whitespace, no control characters."""
+    if (len(value) > KEY_PATTERN_LENGTH or any(c in value for c in "\"'`\\/") or value != value.strip()
+            or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)):
         raise IngestError(manifest, field_name, f"an identifier of at most {KEY_PATTERN_LENGTH} characters without "
-                                                f"quotes or slashes, got {value!r}")
+                                                f"quotes, slashes, leading/trailing spaces or control characters, "
+                                                f"got {value!r}")
+    return value
+
+
+def check_keys(table: dict, allowed: tuple[str, ...], manifest: Path, section: str) -> None:
+    """Unknown keys are errors naming the key and the closest valid one."""
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(allowed)}"
+            raise IngestError(manifest, f"{section}.{key}" if section else str(key), f"a known key; {hint}")
+
+
+def _in_range(value: float, bounds: tuple[float, float], manifest: Path, field_name: str, unit: str) -> float:
+    if not bounds[0] <= value <= bounds[1]:
+        raise IngestError(manifest, field_name, f"a value between {bounds[0]:g} and {bounds[1]:g} {unit}, got "
+                                                f"{value:g}")
     return value
 
 
@@ -185,21 +289,28 @@ def _choice(value: str, allowed, manifest: Path, field_name: str, what: str) -> 
     return value
 
 
-def load_manifest(path: str | Path) -> dict:
+def load_manifest(path: str | Path) -> tuple[dict, FileRecord]:
+    """The manifest's tables (top level and table keys checked) and its provenance record."""
     path = Path(path)
+    file = read_input(path, "manifest")
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise IngestError(path, "file", "an existing manifest TOML") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        data = tomllib.loads(decode_text(file, "manifest TOML"))
+    except tomllib.TOMLDecodeError as error:
         raise IngestError(path, "file", f"valid TOML ({error})") from None
+    except RecursionError:
+        raise IngestError(path, "file", "TOML nested at most a few hundred levels deep") from None
+    check_keys(data, TOP_LEVEL_KEYS, path, "")
     for section in ("subject", "session"):
         if not isinstance(data.get(section), dict):
             raise IngestError(path, f"[{section}]", "a table")
     if not isinstance(data.get("trials", []), list):
         raise IngestError(path, "[[trials]]", "an array of tables")
-    return data
+    check_keys(data["subject"], SUBJECT_KEYS, path, "subject")
+    check_keys(data["session"], SESSION_KEYS, path, "session")
+    for index, trial in enumerate(data.get("trials", [])):
+        if isinstance(trial, dict):
+            check_keys(trial, TRIAL_KEYS, path, f"trials[{index}]")
+    return data, file.record()
 
 
 def _subject_row(data: dict, manifest: Path, lookups: Lookups) -> dict:
@@ -207,18 +318,17 @@ def _subject_row(data: dict, manifest: Path, lookups: Lookups) -> dict:
     row = dict(subject_id=_key(_get(subject, manifest, "subject", "id", str), manifest, "subject.id"),
                population=_choice(_get(subject, manifest, "subject", "population", str), lookups.populations,
                                   manifest, "subject.population", "a Population row"))
-    for key in ("height_m", "mass_kg"):
+    for key, unit in (("height_m", "m"), ("mass_kg", "kg")):
         value = _get(subject, manifest, "subject", key, float, required=False)
         if value is not None:
-            if value <= 0:
-                raise IngestError(manifest, f"subject.{key}", f"a positive number, got {value}")
-            row[key] = value
+            row[key] = _in_range(value, SUBJECT_RANGES[key], manifest, f"subject.{key}", unit)
     sex = _get(subject, manifest, "subject", "sex", str, required=False)
     if sex is not None:
         row["sex"] = _choice(sex, {"F", "M", "U"}, manifest, "subject.sex", "one of")
     birth_year = _get(subject, manifest, "subject", "birth_year", int, required=False)
     if birth_year is not None:
-        row["birth_year"] = birth_year
+        row["birth_year"] = int(_in_range(birth_year, (FIRST_BIRTH_YEAR, datetime.date.today().year), manifest,
+                                          "subject.birth_year", "(a year)"))
     notes = _get(subject, manifest, "subject", "notes", str, required=False)
     if notes:
         row["notes"] = notes[:1000]
@@ -254,25 +364,47 @@ def plan_trial(trial: dict, index: int, manifest: Path, session_key: dict, calib
     name = _key(_get(trial, manifest, section, "name", str), manifest, f"{section}.name")
     activity = _choice(_get(trial, manifest, section, "activity", str), lookups.activities, manifest,
                        f"{section}.activity", "an Activity row")
-    fps = _get(trial, manifest, section, "fps", float)
-    if fps <= 0:
-        raise IngestError(manifest, f"{section}.fps", f"a positive frame rate, got {fps}")
+    fps = _in_range(_get(trial, manifest, section, "fps", float), FPS_RANGE, manifest, f"{section}.fps",
+                    "frames per second")
+    camera_map = _get(trial, manifest, section, "camera_map", dict, required=False, default={})
+    device = _get(trial, manifest, section, "assistive_device", str, required=False, default="none") or "none"
+    detector = _get(trial, manifest, section, "detector", str, required=False, default="") or ""
+    videos = None
+    if "videos" in trial:
+        videos = plan_trial_videos(trial["videos"], manifest, f"{section}.videos", calibration_cameras, camera_map,
+                                   fps)
+    if "keypoints" not in trial and videos is not None:
+        return _plan_video_trial(trial, manifest, section, session_key, name, activity, fps, device, videos,
+                                 lookups, calibration_cameras)
     keypoint_set = _choice(_get(trial, manifest, section, "keypoint_set", str), set(lookups.keypoint_sets), manifest,
                            f"{section}.keypoint_set", "a KeypointSet row")
     keypoints_format = _choice(_get(trial, manifest, section, "keypoints_format", str), set(KEYPOINT_FORMATS),
                                manifest, f"{section}.keypoints_format", "one of")
-    keypoints_path = (base / _get(trial, manifest, section, "keypoints", str)).resolve()
+    keypoints_path = resolve_path(base / _get(trial, manifest, section, "keypoints", str), manifest,
+                                  f"{section}.keypoints")
     if not keypoints_path.exists():
         raise IngestError(manifest, f"{section}.keypoints", f"an existing path, {keypoints_path} does not exist")
-    camera_map = _get(trial, manifest, section, "camera_map", dict, required=False, default={})
-    device = _get(trial, manifest, section, "assistive_device", str, required=False, default="none") or "none"
-    detector = _get(trial, manifest, section, "detector", str, required=False, default="") or ""
+
+    person = _get(trial, manifest, section, "person", int, required=False)
+    if person is not None and (person < 0 or keypoints_format != "openpose"):
+        raise IngestError(manifest, f"{section}.person", f"a person number ≥ 0 for openpose keypoints or a trial "
+                                                         f"with videos only, got {person} for {keypoints_format}")
 
     names = lookups.keypoint_sets[keypoint_set]
-    per_camera = read_keypoints(keypoints_path, keypoints_format, names, keypoint_set)
-    mapping = match_cameras(list(per_camera), list(calibration_cameras), camera_map, keypoints_path,
-                            field="camera")
+    notes = []
+    if keypoints_format == "openpose":
+        detections = read_openpose_detections_folder(keypoints_path, len(names), keypoint_set)
+        mapping = match_cameras(list(detections), list(calibration_cameras), camera_map, keypoints_path,
+                                field="camera")
+        per_camera, note = _choose_openpose_subject(detections, mapping, calibration_cameras, person, len(names),
+                                                    keypoint_set, manifest, f"{section}.person")
+        notes += [note] if note else []
+    else:
+        per_camera = read_keypoints(keypoints_path, keypoints_format, names, keypoint_set)
+        mapping = match_cameras(list(per_camera), list(calibration_cameras), camera_map, keypoints_path,
+                                field="camera")
     aligned = align_frames(per_camera, keypoints_path)
+    check_keypoints_plausible(aligned, mapping, calibration_cameras, keypoints_path)
     trial_key = dict(session_key, trial_name=name)
     trial_row = dict(trial_key, activity=activity, keypoint_set=keypoint_set, assistive_device=device[:64],
                      fps=fps, n_frames=len(aligned.frame_index), keypoints_file=str(keypoints_path)[:1000],
@@ -285,7 +417,20 @@ def plan_trial(trial: dict, index: int, manifest: Path, session_key: dict, calib
             frame_index=aligned.frame_index, n_missing_frames=aligned.missing_frames[source_name],
             detector=(aligned.detectors[source_name] or detector)[:64],
             source=str(aligned.sources[source_name])[:1000]))
-    plan = TrialPlan(trial_row, keypoint_rows, left_out=dict(aligned.left_out))
+    plan = TrialPlan(trial_row, keypoint_rows, left_out=dict(aligned.left_out), notes=notes, videos=videos,
+                     person=person)
+    if videos is not None:
+        plan.files += videos.files
+        if videos.n_frames < trial_row["n_frames"]:
+            plan.notes.append(f"videos have {videos.n_frames} frames, fewer than the keypoints' "
+                              f"{trial_row['n_frames']}")
+    for source_name in aligned.cameras:
+        camera_name = calibration_cameras[mapping[source_name]]["camera_name"]
+        plan.files += [(record, camera_name) for record in aligned.files[source_name]]
+    zero_points = {calibration_cameras[mapping[n]]["camera_name"]: c for n, c in aligned.zero_points.items() if c}
+    if zero_points:
+        plan.notes.append("points at exactly (0, 0) treated as missing: "
+                          + ", ".join(f"{camera} {count}" for camera, count in sorted(zero_points.items())))
     uncovered = sorted({row["camera_name"] for row in calibration_cameras.values()}
                        - {row["camera_name"] for row in keypoint_rows})
     if uncovered:
@@ -293,20 +438,120 @@ def plan_trial(trial: dict, index: int, manifest: Path, session_key: dict, calib
     if aligned.left_out:
         plan.notes.append("points outside " + keypoint_set + " left out: "
                           + ", ".join(f"{group} {count}" for group, count in sorted(aligned.left_out.items())))
+    _plan_walkway(plan, trial, manifest, section, trial_key)
+    return plan
+
+
+def _plan_video_trial(trial: dict, manifest: Path, section: str, session_key: dict, name: str, activity: str,
+                      fps: float, device: str, videos: TrialVideos, lookups: Lookups,
+                      calibration_cameras: dict[str, dict]) -> TrialPlan:
+    """A trial given by videos alone: its ``Keypoints`` come later from ``Detection`` (keypoint set default
+    BLAZEPOSE33, the detector's); T = the fewest frames of any camera."""
+    for key in ("keypoints_format", "detector"):
+        if key in trial:
+            raise IngestError(manifest, f"{section}.{key}", "absent for a trial given by `videos` alone")
+    keypoint_set = _choice(_get(trial, manifest, section, "keypoint_set", str, required=False,
+                                default="BLAZEPOSE33"), set(lookups.keypoint_sets), manifest,
+                           f"{section}.keypoint_set", "a KeypointSet row")
+    if len(videos.videos) < MIN_CAMERAS:
+        raise IngestError(manifest, f"{section}.videos", f"videos of at least {MIN_CAMERAS} calibrated cameras, got "
+                                                         f"{len(videos.videos)}")
+    person = _get(trial, manifest, section, "person", int, required=False)
+    if person is not None and person < 0:
+        raise IngestError(manifest, f"{section}.person", f"a person number ≥ 0, got {person}")
+    trial_key = dict(session_key, trial_name=name)
+    source = trial["videos"] if isinstance(trial["videos"], str) else videos.videos[0]["path"]
+    trial_row = dict(trial_key, activity=activity, keypoint_set=keypoint_set, assistive_device=device[:64], fps=fps,
+                     n_frames=videos.n_frames, keypoints_file=str(resolve_path(manifest.parent / source, manifest,
+                                                                               f"{section}.videos"))[:1000],
+                     keypoints_format="video")
+    plan = TrialPlan(trial_row, [], videos=videos, person=person, files=list(videos.files))
+    uncovered = sorted({row["camera_name"] for row in calibration_cameras.values()}
+                       - {v["camera_name"] for v in videos.videos})
+    if uncovered:
+        plan.notes.append(f"calibrated cameras without a video in this trial: {', '.join(uncovered)}")
+    _plan_walkway(plan, trial, manifest, section, trial_key)
+    return plan
+
+
+def _plan_walkway(plan: TrialPlan, trial: dict, manifest: Path, section: str, trial_key: dict) -> None:
+    """Read the trial's walkway CSV, when it names one, into ``plan``."""
+    base = manifest.parent
     walkway = _get(trial, manifest, section, "walkway", str, required=False)
     if walkway:
-        walkway_path = (base / walkway).resolve()
-        footfalls = read_walkway_csv(walkway_path)
+        walkway_path = resolve_path(base / walkway, manifest, f"{section}.walkway")
+        walkway_file = read_input(walkway_path, "walkway")
+        footfalls = parse_walkway_csv(walkway_file)
+        plan.files.append((walkway_file.record(), ""))
         plan.walkway = dict(trial_key, source_file=str(walkway_path)[:1000], n_footfalls=len(footfalls))
         plan.footfalls = [dict(trial_key, **row) for row in footfalls]
-    return plan
+
+
+def _choose_openpose_subject(detections: dict, mapping: dict[str, str], calibration_cameras: dict[str, dict],
+                             person: int | None, n_joints: int, keypoint_set: str, manifest: Path, field_name: str
+                             ) -> tuple[dict[str, CameraKeypoints], str]:
+    """The subject's keypoints per camera and a note saying how it was chosen (single person: no note).
+
+    Several people in some frame (or ``person`` given): the person seen consistently across cameras
+    (:mod:`pipeline.importers.multiperson`); otherwise each view is tracked on its own."""
+    names = list(detections)
+    several = any(detections[n].max_people > 1 for n in names)
+    if not several and person is None:
+        return {n: keypoints_of_choice(detections[n], track_single_view(detections[n]), n_joints, keypoint_set)
+                for n in names}, ""
+    rows = [calibration_cameras[mapping[n]] for n in names]
+    diagonals = np.array([math.hypot(r["image_width"], r["image_height"]) for r in rows])
+    choice = choose_subject([detections[n] for n in names], rig_from_rows(rows), diagonals, person)
+    if isinstance(choice, int):
+        raise IngestError(manifest, field_name, f"a person number in 0..{choice - 1} ({choice} people were seen "
+                                                f"consistently across cameras), got {person}")
+    if choice is None:
+        if person is not None:
+            raise IngestError(manifest, field_name, "people seen consistently by two cameras to choose from; none "
+                                                    "were (does the calibration match the recording?)")
+        return ({n: keypoints_of_choice(detections[n], track_single_view(detections[n]), n_joints, keypoint_set)
+                 for n in names},
+                "several people detected but none seen consistently by two cameras: each camera tracked on its own")
+    return ({n: keypoints_of_choice(detections[n], choice.choices[c], n_joints, keypoint_set)
+             for c, n in enumerate(names)}, choice.explanation(person is not None))
+
+
+def check_keypoints_plausible(aligned, mapping: dict[str, str], calibration_cameras: dict[str, dict],
+                              source: Path) -> None:
+    """At least MIN_CAMERAS cameras with a confident keypoint; no keypoint farther than MAX_IMAGE_SIZES_AWAY image
+    sizes from the image (``aligned``: :class:`AlignedKeypoints`, points (C, T, J, 2) px)."""
+    seen = [name for c, name in enumerate(aligned.cameras) if np.any(aligned.confidence[c] > 0)]
+    if not seen:
+        raise IngestError(source, "confidence", "some keypoints with confidence > 0; every confidence is 0, "
+                                                "there is nothing to fit")
+    if len(seen) < MIN_CAMERAS:
+        raise IngestError(source, "cameras", f"at least {MIN_CAMERAS} calibrated cameras with keypoints, got "
+                                             f"{len(seen)} ({', '.join(seen)})")
+    for c, name in enumerate(aligned.cameras):
+        row = calibration_cameras[mapping[name]]
+        size = np.array([row["image_width"], row["image_height"]], np.float64)
+        offset = np.abs(aligned.points[c] - size / 2) - size / 2  # px beyond the image border, per axis
+        limit = MAX_IMAGE_SIZES_AWAY * size
+        far = (aligned.confidence[c] > 0) & np.any(np.nan_to_num(offset) > limit, axis=-1)
+        if np.any(far):
+            t, j = np.argwhere(far)[0]
+            raise IngestError(aligned.sources[name], "keypoints",
+                              f"points within {MAX_IMAGE_SIZES_AWAY:g} image sizes of the {int(size[0])}×"
+                              f"{int(size[1])} image of {row['camera_name']}, got {aligned.points[c, t, j].tolist()} "
+                              f"px at frame {int(aligned.frame_index[t])} keypoint {j}")
+
+
+def _duplicates_ignoring_case(names: list[str]) -> list[str]:
+    """Names equal to another one up to letter case (the server compares keys case-insensitively)."""
+    folded = [n.casefold() for n in names]
+    return sorted({n for n, f in zip(names, folded) if folded.count(f) > 1})
 
 
 def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPlan:
     """Validate the manifest and read every file it names; nothing touches the database."""
-    manifest = Path(path).resolve()
+    manifest = resolve_path(path, path, "manifest")
     lookups = lookups or Lookups.builtin()
-    data = load_manifest(manifest)
+    data, manifest_file = load_manifest(manifest)
     subject = _subject_row(data, manifest, lookups)
     session_table = data["session"]
     session_id = _key(_get(session_table, manifest, "session", "id", str), manifest, "session.id")
@@ -321,8 +566,9 @@ def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPla
     unit = _get(session_table, manifest, "session", "calibration_unit", str, required=False)
     if unit is not None:
         _choice(unit, {"m", "mm"}, manifest, "session.calibration_unit", "one of")
-    calibration_path = (manifest.parent / _get(session_table, manifest, "session", "calibration", str)).resolve()
-    if not calibration_path.is_file():
+    calibration_path = resolve_path(manifest.parent / _get(session_table, manifest, "session", "calibration", str),
+                                    manifest, "session.calibration")
+    if not calibration_path.exists():
         raise IngestError(manifest, "session.calibration", f"an existing file, {calibration_path} does not exist")
     calibration = read_calibration(calibration_path, calibration_format, unit)
     calibration_cameras = cameras_from_calibration(calibration)
@@ -333,15 +579,16 @@ def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPla
         raise IngestError(manifest, "[[trials]]", "at least one trial")
     plans = [plan_trial(trial, i, manifest, session_key, calibration_cameras, lookups)
              for i, trial in enumerate(trials)]
-    names = [p.trial["trial_name"] for p in plans]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = _duplicates_ignoring_case([p.trial["trial_name"] for p in plans])
     if duplicates:
-        raise IngestError(manifest, "trials.name", f"unique trial names, repeated: {', '.join(duplicates)}")
+        raise IngestError(manifest, "trials.name", f"trial names unique ignoring letter case (the database does "
+                                                   f"not distinguish them), repeated: {', '.join(duplicates)}")
     alignment = _choice(_get(session_table, manifest, "session", "world_alignment", str, required=False,
                              default="none"), set(WORLD_ALIGNMENTS), manifest, "session.world_alignment", "one of")
     if alignment == "auto":
         session["world_alignment"] = align_cameras(cameras, plans, lookups, manifest)
-    return SessionPlan(manifest, subject, session, cameras, plans, calibration)
+    return SessionPlan(manifest, subject, session, cameras, plans, calibration,
+                       files=[manifest_file, calibration.file])
 
 
 def align_cameras(cameras: list[dict], plans: list[TrialPlan], lookups: Lookups, manifest: Path) -> dict:
@@ -387,18 +634,35 @@ def check_not_present(plan: SessionPlan) -> None:
     """Duplicate ingest and conflicting subjects are errors (before any insert)."""
     from schemas import acquisition as acq
 
-    subject_key = {"subject_id": plan.subject["subject_id"]}
-    existing = acq.Subject & subject_key
-    if existing:
-        population = existing.fetch1("population")
-        if population != plan.subject["population"]:
-            raise IngestError(plan.manifest, "subject.population",
-                              f"{population!r} as already stored for subject {plan.subject['subject_id']}, got "
-                              f"{plan.subject['population']!r}")
+    subject_id = plan.subject["subject_id"]
+    stored = (acq.Subject & {"subject_id": subject_id}).to_dicts()  # the server matches ignoring case
+    if stored:
+        check_same_subject(plan.manifest, plan.subject, stored[0])
     session_key = {k: plan.session[k] for k in ("subject_id", "session_id")}
-    if acq.Session & session_key:
-        raise IngestError(plan.manifest, "session.id", f"a session not yet ingested; {session_key['subject_id']}/"
-                                                       f"{session_key['session_id']} is already in the database")
+    stored_sessions = (acq.Session & session_key).to_dicts()
+    if stored_sessions:
+        other = stored_sessions[0]
+        same = other["subject_id"] == subject_id and other["session_id"] == session_key["session_id"]
+        raise IngestError(plan.manifest, "session.id",
+                          f"a session not yet ingested; {subject_id}/{session_key['session_id']} is already in "
+                          f"the database" + ("" if same else f" as {other['subject_id']}/{other['session_id']} "
+                                                             f"(ids are compared ignoring letter case)"))
+
+
+def check_same_subject(manifest: Path, declared: dict, stored: dict) -> None:
+    """A subject already stored may be re-declared only with its exact id and the same attributes (those given)."""
+    if stored["subject_id"] != declared["subject_id"]:
+        raise IngestError(manifest, "subject.id", f"an id distinct from stored subject {stored['subject_id']!r} "
+                                                  f"ignoring letter case (the database does not distinguish them), "
+                                                  f"got {declared['subject_id']!r}")
+    for key, value in declared.items():
+        old = stored.get(key)
+        differs = (not math.isclose(float(old), float(value), rel_tol=1e-6) if isinstance(value, float)
+                   and old is not None else old != value)
+        if differs:
+            raise IngestError(manifest, f"subject.{key}", f"{old!r} as already stored for subject "
+                                                          f"{declared['subject_id']}, got {value!r} (a subject's "
+                                                          f"attributes are set once)")
 
 
 def insert_plan(plan: SessionPlan, connection) -> dict[str, int]:
@@ -406,21 +670,85 @@ def insert_plan(plan: SessionPlan, connection) -> dict[str, int]:
     from schemas import acquisition as acq
 
     check_not_present(plan)
+    batches = keypoint_batches(plan.trials, max_packet_bytes(connection))  # too large a row: error before writing
     with connection.transaction:
         acq.Subject.insert1(plan.subject, skip_duplicates=True)
         acq.Session.insert1(plan.session)
         acq.Camera.insert(plan.cameras)
-        insert_trials(plan.trials)
+        insert_trials(plan.trials, batches)
+        acq.SourceFile.insert(plan.source_files())
     return plan.row_counts()
 
 
-def insert_trials(trials: list[TrialPlan]) -> None:
-    """Insert trials with their keypoints and walkway steps (call inside a transaction)."""
-    from schemas import acquisition as acq
+# A Keypoints INSERT carries, besides its blobs, the column list, keys, short text and DataJoint's provenance
+# value; this bounds all of that per row, so a statement never reaches the server's limit.
+ROW_OVERHEAD_BYTES = 64 * 1024
 
+
+def max_packet_bytes(connection) -> int:
+    """The server's ``max_allowed_packet`` (bytes): the largest SQL statement it accepts."""
+    return int(connection.query("SELECT @@max_allowed_packet").fetchone()[0])
+
+
+def encoded_row_bytes(row: dict) -> int:
+    """Upper bound of the bytes one Keypoints row takes in an INSERT statement (``ROW_OVERHEAD_BYTES`` included).
+
+    Numpy arrays count as DataJoint stores a ``<blob>`` (its serialisation, zlib-compressed when that is smaller)
+    and as the MySQL client sends bytes: PyMySQL writes them as a hex literal ``X'…'``, two characters per byte
+    (escaping instead would also be at most two per byte), so a blob takes twice its size in the statement.
+    """
+    import datajoint as dj
+
+    size = ROW_OVERHEAD_BYTES
+    for value in row.values():
+        size += 2 * len(dj.blob.pack(value, compress=True)) + 16 if isinstance(value, np.ndarray) \
+            else len(str(value)) + 2
+    return size
+
+
+def keypoint_batches(trials: list[TrialPlan], max_packet: int) -> list[list[list[dict]]]:
+    """Per trial, its Keypoints rows grouped into INSERT statements that each stay under ``max_packet`` bytes.
+
+    All cameras of a long trial in one multi-row INSERT exceed the server's packet limit (6 min at 60 fps,
+    4 cameras, 25 keypoints: ~27 MB against MariaDB's default 16 MB); grouped greedily they go in several
+    statements of the same transaction. One camera's row above the limit cannot be split (the table stores a
+    trial's camera in one row) and is an :class:`IngestError` naming the trial, the camera and both sizes.
+    """
+    batches = []
     for trial in trials:
+        groups: list[list[dict]] = []
+        group_bytes = max_packet
+        for row in trial.keypoints:
+            size = encoded_row_bytes(row)
+            if size > max_packet:
+                raise IngestError(row["source"] or trial.trial["trial_name"], "keypoints",
+                                  f"at most {max_packet / 2**20:.1f} MiB per camera of a trial (the server's "
+                                  f"max_allowed_packet); trial {trial.trial['trial_name']} camera "
+                                  f"{row['camera_name']} is {size / 2**20:.1f} MiB ({row['points'].shape[0]} frames): "
+                                  f"split the recording into shorter trials or raise max_allowed_packet")
+            if group_bytes + size > max_packet:
+                groups.append([])
+                group_bytes = 0
+            groups[-1].append(row)
+            group_bytes += size
+        batches.append(groups)
+    return batches
+
+
+def insert_trials(trials: list[TrialPlan], keypoint_batches_per_trial: list[list[list[dict]]]) -> None:
+    """Insert trials with their keypoints (``keypoint_batches_per_trial``: :func:`keypoint_batches`, one INSERT
+    per group), videos and walkway steps (call inside a transaction)."""
+    from schemas import acquisition as acq
+    from schemas import video
+
+    for trial, groups in zip(trials, keypoint_batches_per_trial, strict=True):
         acq.Trial.insert1(trial.trial)
-        acq.Keypoints.insert(trial.keypoints)
+        for rows in groups:
+            acq.Keypoints.insert(rows)
+        video_trial, videos = trial.video_rows()
+        if video_trial is not None:
+            video.VideoTrial.insert1(video_trial)
+            video.Video.insert(videos)
         if trial.walkway:
             acq.WalkwaySteps.insert1(trial.walkway)
             acq.WalkwaySteps.Footfall.insert(trial.footfalls)
@@ -433,6 +761,7 @@ def ingest_session(path: str | Path, connection=None, dry_run: bool = False) -> 
     """
     lookups = Lookups.from_database() if connection is not None else Lookups.builtin()
     plan = plan_session(path, lookups)
+    plan.dry_run = dry_run
     if connection is not None:
         check_not_present(plan)
     if not dry_run:
@@ -453,12 +782,19 @@ def _existing_session(subject_id: str, session_id: str, source: Path | str) -> d
     return key
 
 
+def _next_file_index(key: dict) -> int:
+    from schemas import acquisition as acq
+
+    indices = (acq.SourceFile & key).to_arrays("file_index")
+    return int(max(indices)) + 1 if len(indices) else 0
+
+
 def ingest_calibration(subject_id: str, session_id: str, path: str | Path, calibration_format: str,
                        unit: str | None, connection, dry_run: bool = False) -> list[dict]:
     """Add the cameras of a calibration file to an existing session that has none of them yet."""
     from schemas import acquisition as acq
 
-    path = Path(path).resolve()
+    path = resolve_path(path, path, "calibration")
     key = _existing_session(subject_id, session_id, path)
     calibration = read_calibration(path, calibration_format, unit)
     rows = [dict(key, **row) for row in cameras_from_calibration(calibration).values()]
@@ -469,6 +805,7 @@ def ingest_calibration(subject_id: str, session_id: str, path: str | Path, calib
     if not dry_run:
         with connection.transaction:
             acq.Camera.insert(rows)
+            acq.SourceFile.insert(source_file_rows(key, [(calibration.file, "", "")], _next_file_index(key)))
     return rows
 
 
@@ -490,12 +827,19 @@ def ingest_trial(subject_id: str, session_id: str, trial: dict, base_dir: str | 
         raise IngestError(source, "camera", f"calibrated cameras in session {subject_id}/{session_id} "
                                             f"(run `mmc ingest calibration` first)")
     pseudo_manifest = Path(base_dir).resolve() / "command-line"
+    name = _key(_get(trial, pseudo_manifest, "trial", "name", str), pseudo_manifest, "trial.name")
+    stored = (acq.Trial & dict(key, trial_name=name)).to_arrays("trial_name")  # the server ignores case
+    if len(stored):
+        also = "" if stored[0] == name else f" as {stored[0]!r} (names are compared ignoring letter case)"
+        raise IngestError(source, "trial", f"a new trial; {name!r} is already in session {subject_id}/"
+                                           f"{session_id}{also}")
     plan = plan_trial(trial, 0, pseudo_manifest, key, cameras, Lookups.from_database())
-    if acq.Trial & plan.trial:
-        raise IngestError(source, "trial", f"a new trial; {plan.trial['trial_name']} is already in the database")
     if not dry_run:
+        batches = keypoint_batches([plan], max_packet_bytes(connection))
         with connection.transaction:
-            insert_trials([plan])
+            insert_trials([plan], batches)
+            entries = [(f, plan.trial["trial_name"], camera) for f, camera in plan.files]
+            acq.SourceFile.insert(source_file_rows(key, entries, _next_file_index(key)))
     return plan
 
 
@@ -504,16 +848,20 @@ def ingest_walkway(subject_id: str, session_id: str, trial_name: str, path: str 
     """Add walkway footfalls to an existing trial that has none yet."""
     from schemas import acquisition as acq
 
-    path = Path(path).resolve()
+    path = resolve_path(path, path, "walkway")
     key = dict(subject_id=subject_id, session_id=session_id, trial_name=trial_name)
     if not acq.Trial & key:
         raise IngestError(path, "trial", f"an existing trial; {subject_id}/{session_id}/{trial_name} is not in the "
                                          f"database")
     if acq.WalkwaySteps & key:
         raise IngestError(path, "trial", f"a trial without walkway steps; {trial_name} already has them")
-    footfalls = [dict(key, **row) for row in read_walkway_csv(path)]
+    file = read_input(path, "walkway")
+    footfalls = [dict(key, **row) for row in parse_walkway_csv(file)]
     if not dry_run:
+        session_key = dict(subject_id=subject_id, session_id=session_id)
         with connection.transaction:
             acq.WalkwaySteps.insert1(dict(key, source_file=str(path)[:1000], n_footfalls=len(footfalls)))
             acq.WalkwaySteps.Footfall.insert(footfalls)
+            acq.SourceFile.insert(source_file_rows(session_key, [(file.record(), trial_name, "")],
+                                                   _next_file_index(session_key)))
     return footfalls

@@ -1,17 +1,22 @@
 """``mmc populate``, ``mmc worker``, ``mmc status`` and ``mmc jobs``: running the computed tables.
 
 Computed tables, in dependency order: ``BilevelFit`` (key source ``FitTask``), ``GaitMetrics`` (one per fitted
-walking trial), ``TrilevelFit`` (key source ``TrilevelTask``).
+walking trial), ``GaitCycle`` and ``SpatiotemporalParameters`` (from its events), ``TrilevelFit`` (key source
+``TrilevelTask``).
 
-``mmc populate [TABLE ...] [--restrict SQL ...]`` fills them in this process with a progress bar. Unless
+``mmc populate [TABLE ...] [--restrict ATTR=VALUE ...] [--where SQL ...]`` fills them in this process with a
+progress bar (restrictions: :mod:`pipeline.restrictions`; a misspelt attribute or SQL is an error). Unless
 ``--no-auto-task`` is given, every session without a ``FitTask`` first gets one with the default base model and
 the ``cpu_default`` parameters (``--base-model NAME`` / ``--params NAME`` choose others). Errors are reported and
 the run continues with the next key (``--stop-on-error`` to stop instead).
 
-``mmc worker`` loops ``populate(reserve_jobs=True)`` over the tables, so any number of processes on any number
-of machines sharing the MySQL server split the work: each key is reserved atomically in the table's jobs table
-(``~~bilevel_fit`` …) before it is computed, so every fit is computed exactly once. A failed key keeps its error
-message and traceback in the jobs table (``mmc jobs``) and is not retried until cleared (``mmc jobs --clear``).
+``mmc worker`` loops over the tables, so any number of processes on any number of machines sharing the MySQL
+server split the work: each key is reserved atomically in the table's jobs table (``~~bilevel_fit`` …) before it
+is computed, so every fit is computed exactly once. A failed key keeps its error message and traceback in the
+jobs table (``mmc jobs``) and is not retried until cleared (``mmc jobs --clear``). Workers keep a heartbeat
+(:mod:`pipeline.jobs`): reservations of dead workers are stale, shown by ``mmc status`` and released by every
+worker before each round (or ``mmc jobs --release-stale``); SIGTERM and SIGINT put the running job back in the
+queue and end the worker with exit code 143 or 130.
 The persistent JAX compilation cache (``MMC_JAX_CACHE``, default ``~/.cache/mmc/jax``) is shared by all workers
 of a machine, so only the first compiles.
 
@@ -28,13 +33,23 @@ A SLURM array on a cluster whose nodes reach the database::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-TABLE_NAMES: tuple[str, ...] = ("BilevelFit", "GaitMetrics", "TrilevelFit")
+from pipeline.db import Database, open_database
+from pipeline.importers.errors import IngestError
+from pipeline.jobs import (HEARTBEAT_INTERVAL_S, WorkerGuard, WorkerInterrupted, populate_reserved, release_stale,
+                           stale_reservations)
+from pipeline.progress import format_running_fits, running_fits
+from pipeline.restrictions import (add_restriction_arguments, parse_assignments, require_attributes,
+                                   restrictions_for, unknown_attributes)
+
+TABLE_NAMES: tuple[str, ...] = ("BilevelFit", "GaitMetrics", "GaitCycle", "SpatiotemporalParameters", "TrilevelFit")
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
@@ -50,26 +65,18 @@ def configure_jax_cache() -> Path:
     return cache_dir
 
 
-def activate(prefix: str | None = None) -> dict:
-    """Activate all schema modules (``schemas.activate``) and make sure the default parameter sets exist."""
-    import schemas
-
-    modules = schemas.activate(prefix)
-    if "fitting" in modules:
-        modules["fitting"].FitParams.ensure_defaults()
-    return modules
+def open_for_computing(prefix: str) -> Database:
+    """:func:`pipeline.db.open_database` plus the default parameter sets every task may name."""
+    database = open_database(prefix)
+    database.schemas["fitting"].FitParams.ensure_defaults()
+    return database
 
 
-def computed_tables(modules: dict) -> dict[str, Any]:
-    """{table name: table class} of the computed tables whose schema module is available, in dependency order."""
-    found = {}
-    for name in TABLE_NAMES:
-        for module in modules.values():
-            table = getattr(module, name, None)
-            if table is not None:
-                found[name] = table
-                break
-    return found
+def computed_tables(modules: dict[str, ModuleType]) -> dict[str, Any]:
+    """{table name: table class} of the computed tables, in dependency order (``TABLE_NAMES``)."""
+    fitting, gait = modules["fitting"], modules["gait"]
+    return {"BilevelFit": fitting.BilevelFit, "GaitMetrics": gait.GaitMetrics, "GaitCycle": gait.GaitCycle,
+            "SpatiotemporalParameters": gait.SpatiotemporalParameters, "TrilevelFit": fitting.TrilevelFit}
 
 
 def _select(tables: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
@@ -82,99 +89,139 @@ def _select(tables: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
     return {lookup[n.lower()]: tables[lookup[n.lower()]] for n in names}
 
 
-def _restrictions(table, restrict: list[str] | None) -> list | None:
-    """The restrictions that apply to ``table``'s key source; None when one names an attribute it lacks."""
-    if not restrict:
-        return []
-    try:
-        len(table.key_source & dj_and(restrict))
-    except Exception:  # unknown column: this restriction is about other tables
-        return None
-    return [dj_and(restrict)]
+def table_restrictions(tables: dict[str, Any], args: argparse.Namespace) -> dict[str, tuple | None]:
+    """{table name: restrictions of its key source (AND), or None when the table is skipped}.
+
+    ``--restrict ATTR=VALUE`` applies to the tables whose key source has every ATTR given; the other tables are
+    skipped (a trial restriction says nothing about per-session fits). An ATTR that no selected table's key
+    source has, a value of the wrong type, or a ``--where`` condition the server rejects is an
+    :class:`IngestError` naming it (exit code 2), never a silent "nothing to do".
+    """
+    assignments = parse_assignments(args.restrict)
+    headings = {name: set(table.key_source.heading.names) for name, table in tables.items()}
+    unknown_everywhere = [a for a in assignments if not any(a.attribute in names for names in headings.values())]
+    require_attributes(unknown_everywhere, set().union(*headings.values()),
+                       f"the key source of {', '.join(tables)}")
+    return {name: None if unknown_attributes(assignments, headings[name]) else
+            restrictions_for(table.key_source, args.restrict, args.where, f"{name}'s key source")
+            for name, table in tables.items()}
 
 
-def dj_and(restrict: list[str]):
-    import datajoint as dj
+def add_tasks(modules: dict[str, ModuleType], args: argparse.Namespace) -> int:
+    """Create missing FitTasks unless ``--no-auto-task``; returns how many were added.
 
-    return dj.AndList(restrict)
-
-
-def add_tasks(modules: dict, args) -> int:
-    """Create missing FitTasks unless ``--no-auto-task``; returns how many were added."""
-    if getattr(args, "no_auto_task", False) or "fitting" not in modules:
+    The command-line restrictions choose the sessions when they are all about ``Session`` (subject, session);
+    restrictions on other attributes (a parameter set, a trial) add no task.
+    """
+    if args.no_auto_task:
         return 0
-    restriction = dj_and(args.restrict) if getattr(args, "restrict", None) else None
-    try:
-        return modules["fitting"].add_missing_fit_tasks(
-            base_model=getattr(args, "base_model", None), params_name=getattr(args, "params", None) or "cpu_default",
-            restriction=restriction)
-    except Exception as error:  # e.g. a restriction on attributes Session does not have
-        if restriction is None:
-            raise
-        print(f"mmc: no tasks added ({error.__class__.__name__}: {error})", file=sys.stderr)
-        return 0
+    session = modules["acquisition"].Session
+    restriction = None
+    if args.restrict or args.where:
+        assignments = parse_assignments(args.restrict)
+        foreign = unknown_attributes(assignments, session.heading.names)
+        try:
+            terms = () if foreign else restrictions_for(session, args.restrict, args.where, "acquisition.Session")
+        except IngestError as error:  # a --where about fits or trials: not a session selection
+            foreign = [str(error)]
+        if foreign:
+            print(f"mmc: no tasks added (the restriction is not about sessions: {foreign[0]})", file=sys.stderr)
+            return 0
+        import datajoint as dj
+
+        restriction = dj.AndList(terms)
+    return modules["fitting"].add_missing_fit_tasks(
+        base_model=args.base_model, params_name=args.params or "cpu_default", restriction=restriction)
 
 
 # ------------------------------------------------------------------------------------------------- commands
-def populate_command(args) -> int:
+def populate_command(args: argparse.Namespace) -> int:
     """``mmc populate``: fill the selected tables in this process; exit code 1 when any key failed."""
-    modules = activate(getattr(args, "prefix", None))
+    database = open_for_computing(args.prefix)
+    modules = database.schemas
+    tables = _select(computed_tables(modules), args.tables)
+    restrictions_by_table = table_restrictions(tables, args)  # validated before anything is written
     added = add_tasks(modules, args)
     if added:
-        print(f"added {added} FitTask(s) ({getattr(args, 'params', None) or 'cpu_default'})")
-    if getattr(args, "tasks_only", False):
+        print(f"added {added} FitTask(s) ({args.params or 'cpu_default'})")
+    if args.tasks_only:
         return 0
     configure_jax_cache()
     failures = 0
-    for name, table in _select(computed_tables(modules), getattr(args, "tables", None)).items():
-        restrictions = _restrictions(table, getattr(args, "restrict", None))
-        if restrictions is None:
-            print(f"{name}: restriction does not apply, skipped")
-            continue
-        started = time.time()
-        result = table.populate(*restrictions, display_progress=not getattr(args, "quiet", False),
-                                suppress_errors=not getattr(args, "stop_on_error", False),
-                                reserve_jobs=getattr(args, "reserve_jobs", False),
-                                max_calls=getattr(args, "max_calls", None))
-        errors = result["error_list"]
-        failures += len(errors)
-        print(f"{name}: {result['success_count']} made, {len(errors)} failed ({time.time() - started:.1f} s)")
-        for key, message in errors:
-            print(f"  {name} {dict(key)}: {str(message).splitlines()[0][:300]}", file=sys.stderr)
+    if args.reserve_jobs:  # like a worker: heartbeat, and an interruption re-queues the job
+        guard = WorkerGuard(tables, modules["jobs"].WorkerHeartbeat, database.connection, announce=_to_stderr)
+    else:
+        guard = contextlib.nullcontext()
+    with guard:
+        for name, table in tables.items():
+            restrictions = restrictions_by_table[name]
+            if restrictions is None:
+                missing = unknown_attributes(parse_assignments(args.restrict), table.key_source.heading.names)
+                print(f"{name}: skipped (its key source has no attribute {', '.join(missing)})")
+                continue
+            started = time.time()
+            if args.reserve_jobs:
+                result = populate_reserved(table, *restrictions, table_name=name, max_calls=args.max_calls)
+            else:
+                result = table.populate(*restrictions, display_progress=not args.quiet,
+                                        suppress_errors=not args.stop_on_error, max_calls=args.max_calls)
+            errors = result["error_list"]
+            failures += len(errors)
+            print(f"{name}: {result['success_count']} made, {len(errors)} failed ({time.time() - started:.1f} s)")
+            for key, message in errors:
+                print(f"  {name} {dict(key)}: {str(message).splitlines()[0][:300]}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def worker_command(args) -> int:
-    """``mmc worker``: loop ``populate(reserve_jobs=True)`` until idle (``--exit-when-idle``) or forever."""
-    modules = activate(getattr(args, "prefix", None))
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    """``mmc worker``: reserve, compute and complete jobs until idle (``--exit-when-idle``) or forever.
+
+    Before each round, stale reservations (their workers are gone) go back to the queue. SIGTERM/SIGINT end the
+    worker with 143/130 and put its running job back in the queue (:class:`pipeline.jobs.WorkerGuard`).
+    """
+    database = open_for_computing(args.prefix)
+    modules = database.schemas
     configure_jax_cache()
-    tables = _select(computed_tables(modules), getattr(args, "tables", None))
-    poll_s = float(getattr(args, "poll", 30.0))
-    exit_when_idle = bool(getattr(args, "exit_when_idle", False))
-    max_calls = getattr(args, "max_calls", None)
+    tables = _select(computed_tables(modules), args.tables)
+    restrictions_by_table = table_restrictions(tables, args)
+    heartbeat_table = modules["jobs"].WorkerHeartbeat
+    max_calls = args.max_calls
+    tag = f"[worker {os.getpid()}]"
+
+    def report_failure(name: str):
+        return lambda key, message: _to_stderr(f"{tag} {name} {dict(key)} failed: {message.splitlines()[0][:300]}")
+
     total = 0
-    while True:
-        add_tasks(modules, args)
-        made = 0
-        for name, table in tables.items():
-            restrictions = _restrictions(table, getattr(args, "restrict", None))
-            if restrictions is None:
-                continue
-            result = table.populate(*restrictions, reserve_jobs=True, suppress_errors=True,
-                                    display_progress=False, max_calls=max_calls)
-            made += result["success_count"]
-            for key, message in result["error_list"]:
-                print(f"[worker {os.getpid()}] {name} {dict(key)} failed: {str(message).splitlines()[0][:300]}",
-                      file=sys.stderr, flush=True)
-            if result["success_count"]:
-                print(f"[worker {os.getpid()}] {name}: {result['success_count']} made", flush=True)
-        total += made
-        release_compiled_programs()
-        if made:
-            continue  # downstream tables may have new keys: go round again at once
-        if exit_when_idle or (max_calls is not None and total >= max_calls):
-            return 0
-        time.sleep(poll_s)
+    try:
+        with WorkerGuard(tables, heartbeat_table, database.connection, args.heartbeat, announce=_to_stderr):
+            while True:
+                for reservation, reason in release_stale(computed_tables(modules), heartbeat_table):
+                    print(f"{tag} released stale {reservation.table} {reservation.key}: {reason}", flush=True)
+                add_tasks(modules, args)
+                made = 0
+                for name, table in tables.items():
+                    restrictions = restrictions_by_table[name]
+                    if restrictions is None:
+                        continue
+                    result = populate_reserved(table, *restrictions, table_name=name, max_calls=max_calls,
+                                               on_error=report_failure(name))
+                    made += result["success_count"]
+                    if result["success_count"]:
+                        print(f"{tag} {name}: {result['success_count']} made", flush=True)
+                total += made
+                release_compiled_programs()
+                if made:
+                    continue  # downstream tables may have new keys: go round again at once
+                if args.exit_when_idle or (max_calls is not None and total >= max_calls):
+                    return 0
+                time.sleep(args.poll)
+    except WorkerInterrupted as interrupted:  # only when the guard's watcher could not end the process first
+        _to_stderr(f"{tag} {interrupted}")
+        return interrupted.exit_code
 
 
 def release_compiled_programs() -> None:
@@ -197,25 +244,41 @@ def table_status(table) -> dict[str, int]:
                 ignored=jobs["ignore"])
 
 
-def status_command(args) -> int:
-    """``mmc status``: per computed table, rows done, keys to do, reserved and failed jobs."""
-    modules = activate(getattr(args, "prefix", None))
-    print(f"{'table':<14}{'done':>8}{'to do':>8}{'running':>9}{'errors':>8}")
-    for name, table in computed_tables(modules).items():
+def status_command(args: argparse.Namespace) -> int:
+    """``mmc status``: per computed table, rows done, keys to do, reserved and failed jobs; then the fits running
+    on any machine (step, loss, speed, host) from ``schemas.jobs.FitProgress``."""
+    modules = open_for_computing(args.prefix).schemas
+    tables = computed_tables(modules)
+    stale = stale_reservations(tables, modules["jobs"].WorkerHeartbeat)
+    print(f"{'table':<14}{'done':>8}{'to do':>8}{'running':>9}{'stale':>7}{'errors':>8}")
+    for name, table in tables.items():
         s = table_status(table)
-        print(f"{name:<14}{s['done']:>8}{s['to_do']:>8}{s['reserved']:>9}{s['errors']:>8}")
-    if "fitting" in modules:
-        fitting = modules["fitting"]
-        untasked = len(modules["acquisition"].Session.proj() - fitting.FitTask.proj())
-        if untasked:
-            print(f"({untasked} session(s) without a FitTask: `mmc populate` adds them)")
+        n_stale = sum(reservation.table == name for reservation, _ in stale)
+        print(f"{name:<14}{s['done']:>8}{s['to_do']:>8}{s['reserved'] - n_stale:>9}{n_stale:>7}{s['errors']:>8}")
+    fits = running_fits()
+    if fits:
+        print(f"fits running ({len(fits)}):")
+        print("\n".join(format_running_fits(fits)))
+    for reservation, reason in stale:
+        print(f"stale: {reservation.table} {reservation.key}: {reason}")
+    if stale:
+        print("(`mmc jobs --release-stale` gives them back to the queue; running workers also do)")
+    untasked = len(modules["acquisition"].Session.proj() - modules["fitting"].FitTask.proj())
+    if untasked:
+        print(f"({untasked} session(s) without a FitTask: `mmc populate` adds them)")
     return 0
 
 
-def jobs_command(args) -> int:
+def jobs_command(args: argparse.Namespace) -> int:
     """``mmc jobs``: list failed (and running) jobs with their messages; ``--clear`` deletes the failed ones."""
-    modules = activate(getattr(args, "prefix", None))
-    tables = _select(computed_tables(modules), getattr(args, "tables", None))
+    modules = open_for_computing(args.prefix).schemas
+    tables = _select(computed_tables(modules), args.tables)
+    if args.release_stale:
+        released = release_stale(tables, modules["jobs"].WorkerHeartbeat)
+        for reservation, reason in released:
+            print(f"released {reservation.table} {reservation.key}: {reason}")
+        print(f"{len(released)} stale reservation(s) back in the queue")
+        return 0
     shown = 0
     for name, table in tables.items():
         jobs = table.jobs
@@ -225,11 +288,11 @@ def jobs_command(args) -> int:
                   f"at={row['completed_time'] or row['reserved_time']}")
             if row["error_message"]:
                 print(f"    {row['error_message']}")
-            if getattr(args, "stack", False) and row.get("error_stack"):
+            if args.stack and row["error_stack"]:
                 print("    " + str(row["error_stack"]).replace("\n", "\n    "))
             shown += 1
-        if getattr(args, "clear", False):
-            states = "('error', 'reserved', 'ignore')" if getattr(args, "all", False) else "('error')"
+        if args.clear:
+            states = "('error', 'reserved', 'ignore')" if args.all else "('error')"
             cleared = (jobs & f"status in {states}").delete_quick(get_count=True)
             print(f"{name}: cleared {cleared} job(s)")
     if not shown:
@@ -242,8 +305,7 @@ def _add_common(parser: argparse.ArgumentParser, tables: bool = True) -> None:
     if tables:
         parser.add_argument("tables", nargs="*", metavar="TABLE",
                             help=f"computed table(s) among {', '.join(TABLE_NAMES)} (default: all)")
-    parser.add_argument("--restrict", action="append", metavar="SQL",
-                        help="restriction on the key source, e.g. \"subject_id='S01'\" (repeatable: AND)")
+    add_restriction_arguments(parser, "the key source of each table")
 
 
 def _add_task_options(parser: argparse.ArgumentParser) -> None:
@@ -253,7 +315,7 @@ def _add_task_options(parser: argparse.ArgumentParser) -> None:
                         help="do not add a FitTask for sessions that have none")
 
 
-def register(subparsers) -> None:
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``populate``, ``worker``, ``status`` and ``jobs`` to an ``argparse`` sub-parser collection."""
     p = subparsers.add_parser("populate", help="compute the fit/gait tables in this process")
     _add_common(p)
@@ -263,7 +325,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-calls", type=int, help="at most this many make() calls per table")
     p.add_argument("--stop-on-error", action="store_true", help="stop at the first failing key")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=populate_command)
+    p.set_defaults(handler=populate_command)
 
     p = subparsers.add_parser("worker", help="loop populate(reserve_jobs=True): run one per core / machine")
     _add_common(p)
@@ -271,52 +333,18 @@ def register(subparsers) -> None:
     p.add_argument("--poll", type=float, default=30.0, help="seconds to wait when there is nothing to do")
     p.add_argument("--exit-when-idle", action="store_true", help="stop when no work is left")
     p.add_argument("--max-calls", type=int, help="stop after this many make() calls")
-    p.set_defaults(func=worker_command)
+    p.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS",
+                   help="seconds between heartbeats; other machines presume this worker gone after 3 missed")
+    p.set_defaults(handler=worker_command)
 
     p = subparsers.add_parser("status", help="done / to do / errors per computed table")
-    p.set_defaults(func=status_command)
+    p.set_defaults(handler=status_command)
 
     p = subparsers.add_parser("jobs", help="list failed and running jobs; --clear deletes failed ones")
     p.add_argument("tables", nargs="*", metavar="TABLE")
     p.add_argument("--clear", action="store_true", help="delete the error jobs so they are retried")
     p.add_argument("--all", action="store_true", help="with --clear: also reserved and ignored jobs")
     p.add_argument("--stack", action="store_true", help="print tracebacks")
-    p.set_defaults(func=jobs_command)
-
-
-def _parser() -> tuple[argparse.ArgumentParser, Any]:
-    parser = argparse.ArgumentParser(prog="mmc")
-    parser.add_argument("--prefix", help="schema prefix (default MMC_SCHEMA_PREFIX or mmc)")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.populate {populate,worker,status,jobs} …`` (the same as ``mmc …``)."""
-    args = _parser().parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-def _run(command: str, argv: list[str]) -> int:
-    """Entry for ``mmc <command> ARGS`` (pipeline.cli hands over the remaining arguments)."""
-    return main([command, *argv])
-
-
-def populate_main(argv: list[str]) -> int:
-    return _run("populate", argv)
-
-
-def worker_main(argv: list[str]) -> int:
-    return _run("worker", argv)
-
-
-def status_main(argv: list[str]) -> int:
-    return _run("status", argv)
-
-
-def jobs_main(argv: list[str]) -> int:
-    return _run("jobs", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p.add_argument("--release-stale", action="store_true",
+                   help="give reservations of dead workers (see `mmc status`) back to the queue")
+    p.set_defaults(handler=jobs_command)

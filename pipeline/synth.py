@@ -1,8 +1,8 @@
-"""Write synthetic sessions (compute/synthetic.py) in the lab file formats + ``truth.npz``; ``mmc synth``.
+"""Write synthetic sessions (``compute.synthetic``) in the lab file formats + ``truth.npz``; ``mmc synth``.
 
 Layout of one session folder (paths in the manifest are relative to it)::
 
-    manifest.toml                 session manifest (issue 2 fields)
+    manifest.toml                 session manifest (subject, session, trials; what ``mmc ingest session`` reads)
     calibration.toml              anipose TOML of the GIVEN (possibly perturbed) cameras, translation in m
     <trial>/keypoints/<cam>.npz   keypoints (T,J,2) float32 px, confidence (T,J), joint_names, frame_index
     <trial>/walkway.csv           walking trials only: on-walkway footfalls, walkway frame and clock
@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from compute.synthetic import POPULATIONS, SyntheticSession, SyntheticSessionConfig, default_trials
+from compute.synthetic import (POPULATIONS, SyntheticSession, SyntheticSessionConfig, default_trials,
+                               generate_session)
 
 __all__ = ["write_session", "write_calibration", "write_truth", "read_truth", "synth_command",
-           "add_synth_arguments"]
+           "add_synth_arguments", "register_commands"]
 
 WALKWAY_HEADER = ("foot", "contact_time_s", "toe_off_time_s", "heel_x_m", "heel_y_m", "toe_x_m", "toe_y_m")
 
@@ -177,19 +178,15 @@ def synth_command(args: argparse.Namespace) -> int:
             marker_set=args.marker_set, rig_seed=args.seed,
             calibration_rotation_error_deg=args.rotation_error_deg,
             calibration_translation_error_m=args.translation_error_m)
-        from compute.synthetic import generate_session
-
         session = generate_session(config, body)
         manifest = write_session(session, out / f"{session.subject_id}_{session.session_id}")
         print(f"{manifest}  ({population}, {len(session.trials)} trials)")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmc synth", description=__doc__.splitlines()[0])
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``synth``."""
+    parser = subparsers.add_parser("synth", help="write synthetic sessions (files + manifest + truth.npz)",
+                                   description=__doc__.splitlines()[0])
     add_synth_arguments(parser)
-    return synth_command(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    parser.set_defaults(handler=synth_command)

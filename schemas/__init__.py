@@ -1,53 +1,53 @@
 """DataJoint schemas: declared at import with ``dj.Schema()`` (no name), bound to a prefix by :func:`activate`.
 
-``activate("mmc")`` binds ``schemas.acquisition`` to ``mmc_acquisition``, ``schemas.model`` to ``mmc_model`` and so
-on, creating tables and filling lookup tables. Schema modules that do not exist yet are skipped.
+``activate("mmc", connection, provenance=provider)`` binds ``schemas.acquisition`` to ``mmc_acquisition``,
+``schemas.model`` to ``mmc_model`` and so on, creating tables and filling lookup tables. The caller hands in
+everything the tables need from outside (the connection, the provenance recorded with each fit): this package
+imports only ``compute`` and ``datajoint``.
 """
 from __future__ import annotations
 
-import importlib
 import warnings
 from types import ModuleType
+from typing import Callable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "no datajoint.json found"
     import datajoint as dj  # noqa: F401
 
+from schemas.context import FitProgressFactory, SchemaContext, no_progress
+
 # dependency order: later modules reference tables of earlier ones
-SCHEMA_MODULES: tuple[str, ...] = ("acquisition", "model", "fitting", "gait")
+SCHEMA_MODULES: tuple[str, ...] = ("acquisition", "video", "model", "fitting", "gait", "jobs")
 
 
 def schema_name(prefix: str, module: str) -> str:
     return f"{prefix}_{module}"
 
 
-def _import_schema_module(module: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"schemas.{module}")
-    except ModuleNotFoundError as error:
-        if error.name == f"schemas.{module}":
-            return None  # not written yet
-        raise
+def schema_modules() -> tuple[ModuleType, ...]:
+    """The table modules in :data:`SCHEMA_MODULES` order (imported here, not at package import, so that
+    ``import schemas`` stays cheap and a table module may import its upstream siblings)."""
+    from schemas import acquisition, fitting, gait, jobs, model, video
+
+    modules = (acquisition, video, model, fitting, gait, jobs)
+    assert tuple(m.__name__.rsplit(".", 1)[-1] for m in modules) == SCHEMA_MODULES
+    return modules
 
 
-def activate(prefix: str | None = None, connection=None) -> dict[str, ModuleType]:
-    """Bind every existing schema module to ``<prefix>_<module>``; returns {module name: module}.
+def activate(prefix: str, connection, *, provenance: Callable[[], dict],
+             progress: FitProgressFactory = no_progress) -> dict[str, ModuleType]:
+    """Bind every schema module to ``<prefix>_<module>`` on ``connection``; returns {module name: module}.
 
-    ``connection`` defaults to ``pipeline.db.connect()`` of the current configuration; ``prefix`` defaults to the
-    configured ``MMC_SCHEMA_PREFIX``. Lookup contents are inserted by DataJoint on activation.
+    provenance: called by the fit tables' ``make`` once per fit; returns ``{"code_version": str,
+    "package_versions": dict, "host": str}``. progress: ``progress(table_name, key)`` is entered around each
+    fit's computation and yields its ``(step, total_steps, loss)`` callback (default: none). Lookup contents are
+    inserted by DataJoint on activation.
     """
-    from pipeline import db
-    from pipeline.config import load_config
-
-    if prefix is None or connection is None:
-        config = load_config()
-        prefix = prefix or config.schema_prefix
-        connection = connection or db.connect(config)
+    context = SchemaContext(prefix=prefix, connection=connection, provenance=provenance, progress=progress)
     activated: dict[str, ModuleType] = {}
-    for module_name in SCHEMA_MODULES:
-        module = _import_schema_module(module_name)
-        if module is None:
-            continue
+    for module in schema_modules():
+        module_name = module.__name__.rsplit(".", 1)[-1]
         name = schema_name(prefix, module_name)
         schema = module.schema
         if schema.database is not None and schema.database != name:
@@ -58,6 +58,7 @@ def activate(prefix: str | None = None, connection=None) -> dict[str, ModuleType
             warnings.simplefilter("ignore")
             schema.activate(name, connection=connection)
         activated[module_name] = module
+    activated["fitting"].use_context(context)
     return activated
 
 
@@ -70,12 +71,8 @@ def existing_schemas(prefix: str, connection) -> list[str]:
     return [schema_name(prefix, m) for m in SCHEMA_MODULES if schema_name(prefix, m) in present]
 
 
-def drop_all(prefix: str, connection=None) -> list[str]:
+def drop_all(prefix: str, connection) -> list[str]:
     """Drop ``<prefix>_gait``, ``_fitting``, ``_model``, ``_acquisition`` (reverse dependency order); returns names."""
-    if connection is None:
-        from pipeline import db
-
-        connection = db.connect()
     dropped = []
     for name in reversed(existing_schemas(prefix, connection)):
         try:

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import datajoint as dj
 
-from pipeline.keypoint_sets import lookup_rows
+from compute.markersets import MARKER_SET_NAMES, keypoint_names, keypoint_set_description
 
 schema = dj.Schema()
 
@@ -70,7 +70,8 @@ class KeypointSet(dj.Lookup):
     joint_names : json        # (J,) ordered keypoint names
     description : varchar(255)
     """
-    contents = lookup_rows()
+    contents = [dict(keypoint_set=name, n_joints=len(keypoint_names(name)), joint_names=list(keypoint_names(name)),
+                     description=keypoint_set_description(name)) for name in MARKER_SET_NAMES]
 
 
 @schema
@@ -98,7 +99,7 @@ class Session(dj.Manual):
     location = "" : varchar(255)       # lab / rig
     manifest_file = "" : varchar(1000) # the session manifest it was ingested from
     notes = "" : varchar(1000)
-    world_alignment = null : json      # NULL: extrinsics as in the calibration file; else X'=RX+t applied (pipeline.manifest)
+    world_alignment = null : json      # NULL: extrinsics as in the calibration file; else X'=RX+t applied at ingest
     """
 
 
@@ -116,7 +117,7 @@ class Camera(dj.Manual):
     rotation : <blob>                  # (3,) Rodrigues vector, world -> camera, rad
     translation : <blob>               # (3,) world -> camera, metres
     calibration_file : varchar(1000)   # source file
-    calibration_format : enum('anipose', 'caliscope')
+    calibration_format : enum('anipose', 'caliscope', 'qualisys', 'vicon')
     calibration_unit : enum('m', 'mm') # length unit of the translations in the source file
     unit_inferred : bool               # 1 if the unit was inferred from the magnitudes, 0 if given
     """
@@ -135,7 +136,7 @@ class Trial(dj.Manual):
     fps : float32                      # frames per second
     n_frames : int32                   # T, frames aligned across cameras
     keypoints_file : varchar(1000)     # source path (folder or CSV)
-    keypoints_format : enum('openpose', 'caliscope', 'npz')
+    keypoints_format : enum('openpose', 'caliscope', 'npz', 'video')  # video: Keypoints from Detection
     """
 
 
@@ -179,3 +180,19 @@ class WalkwaySteps(dj.Manual):
         toe_x : float64                # m
         toe_y : float64                # m
         """
+
+
+@schema
+class SourceFile(dj.Manual):
+    definition = """
+    # an input file read by ingestion, with the rows it produced: a fit traces back to the exact bytes
+    -> Session
+    file_index : int32                 # order of reading within the session (0, 1, ...)
+    ---
+    role : enum('manifest', 'calibration', 'keypoints', 'walkway', 'video')
+    trial_name = "" : varchar(32)      # trial whose rows it produced; "" = session level (manifest, calibration)
+    camera_name = "" : varchar(32)     # camera whose keypoints it produced; "" = none or all
+    path : varchar(1000)               # absolute path when ingested, symlinks resolved
+    size_bytes : int64
+    sha256 : char(64)                  # hex digest of the content
+    """

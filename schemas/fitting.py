@@ -41,6 +41,8 @@ from compute.params import PARAMETER_SETS
 from compute.params import FitParams as FitParamsData
 from schemas import acquisition, model
 from schemas._inputs import FetchedInputs
+from schemas.context import NotActivatedError, SchemaContext
+from schemas.reads.observations import camera_rig, session_observations
 
 schema = dj.Schema()
 
@@ -49,6 +51,7 @@ DEFAULT_PARAMS = "cpu_default"
 _PARAMETER_SET_DESCRIPTIONS = {
     "paper": "Cotton 2024 hyper-parameters (40k steps, wide MLP): hours per trial on a CPU",
     "cpu_default": "tuned for a 2-core CPU on synthetic sessions",
+    "cpu_converge": "cpu_default, stopping early once the median loss has plateaued",
 }
 
 
@@ -130,6 +133,32 @@ def add_missing_fit_tasks(base_model: str | None = None, params_name: str = DEFA
     return len(missing)
 
 
+# ------------------------------------------------------------------------------------- activation context
+_context: SchemaContext | None = None
+
+
+def use_context(context: SchemaContext) -> None:
+    """Called by :func:`schemas.activate`: the fits record ``context.provenance()`` with every row."""
+    global _context
+    _context = context
+
+
+def _provenance() -> dict:
+    """Provenance of the running fit from the activation's provider (code version, package versions, host)."""
+    if _context is None:
+        raise NotActivatedError("schemas.fitting: no provenance provider; call schemas.activate(prefix, connection, "
+                                "provenance=...) before populating BilevelFit or TrilevelFit")
+    return _context.provenance()
+
+
+def _fit_progress(table_name: str, key: dict):
+    """The activation's progress context for one fit (yields its ``(step, total_steps, loss)`` callback)."""
+    if _context is None:
+        raise NotActivatedError("schemas.fitting: no activation context; call schemas.activate(prefix, connection, "
+                                "provenance=...) before populating BilevelFit or TrilevelFit")
+    return _context.progress(table_name, key)
+
+
 # ------------------------------------------------------------------------------------------ bilevel fitting
 _BODY_CACHE: dict[str, Any] = {}
 
@@ -147,58 +176,6 @@ def _body_model(mjcf_xml: str, keypoint_set: str, sites: np.ndarray):
         _BODY_CACHE[key] = load_body_model(keypoint_set, marker_sites=np.asarray(sites, np.float64),
                                            mjcf_xml=mjcf_xml)
     return _BODY_CACHE[key]
-
-
-def _fetch_session_observations(session_key: dict) -> dict:
-    """Cameras and keypoints of every trial of a session, stacked per camera (numpy only).
-
-    Returns dict(keypoint_set, camera_names (C,), cameras: dict of (C, ...) arrays, trials: list of dict(name,
-    fps, keypoints (C,T,J,2), confidence (C,T,J))). A camera without keypoints in a trial gets NaN / confidence 0.
-    """
-    session = (acquisition.Session & session_key).fetch1("KEY")
-    label = f"session {session['subject_id']}/{session['session_id']}"
-    trials = (acquisition.Trial & session).to_dicts(order_by="trial_name")
-    if not trials:
-        raise ValueError(f"{label}: no trials to fit (acquisition.Trial is empty for this session)")
-    keypoint_sets = sorted({t["keypoint_set"] for t in trials})
-    if len(keypoint_sets) != 1:
-        by_set = {s: [t["trial_name"] for t in trials if t["keypoint_set"] == s] for s in keypoint_sets}
-        raise ValueError(f"{label}: trials mix keypoint sets {by_set}; a fit uses one marker set — "
-                         "split the session or re-detect the trials with one detector")
-    camera_rows = (acquisition.Camera & session).to_dicts(order_by="camera_name")
-    if not camera_rows:
-        raise ValueError(f"{label}: no calibrated cameras (acquisition.Camera is empty)")
-    camera_names = [c["camera_name"] for c in camera_rows]
-    cameras = dict(
-        K=np.stack([np.asarray(c["intrinsics"], np.float64) for c in camera_rows]),
-        dist=np.stack([np.pad(np.asarray(c["distortion"], np.float64).ravel(), (0, 5))[:5] for c in camera_rows]),
-        rvec=np.stack([np.asarray(c["rotation"], np.float64).ravel() for c in camera_rows]),
-        tvec=np.stack([np.asarray(c["translation"], np.float64).ravel() for c in camera_rows]),
-        size=np.array([[c["image_width"], c["image_height"]] for c in camera_rows], np.float64),
-    )
-    n_joints = int((acquisition.KeypointSet & {"keypoint_set": keypoint_sets[0]}).fetch1("n_joints"))
-    trial_data = []
-    for trial in trials:
-        n_frames = int(trial["n_frames"])
-        keypoints = np.full((len(camera_names), n_frames, n_joints, 2), np.nan, np.float32)
-        confidence = np.zeros((len(camera_names), n_frames, n_joints), np.float32)
-        rows = (acquisition.Keypoints & session & {"trial_name": trial["trial_name"]}).to_dicts(
-            order_by="camera_name")
-        for row in rows:
-            c = camera_names.index(row["camera_name"])
-            keypoints[c] = np.asarray(row["points"], np.float32)
-            confidence[c] = np.asarray(row["confidence"], np.float32)
-        trial_data.append(dict(name=trial["trial_name"], fps=float(trial["fps"]), activity=trial["activity"],
-                               keypoints=keypoints, confidence=confidence))
-    return dict(keypoint_set=keypoint_sets[0], camera_names=camera_names, cameras=cameras, trials=trial_data)
-
-
-def _camera_rig(cameras: dict):
-    from compute.cameras import make_camera, stack_cameras
-
-    return stack_cameras([make_camera(cameras["K"][c], cameras["dist"][c], cameras["rvec"][c],
-                                      cameras["tvec"][c], cameras["size"][c])
-                          for c in range(cameras["K"].shape[0])])
 
 
 def _numpy(value) -> np.ndarray:
@@ -220,7 +197,8 @@ class BilevelFit(dj.Computed):
     final_losses : json                # {loss component: value at the last recorded step}
     gc5 : float32                      # fraction of confident keypoints (w > 0.5) reprojected within 5 px
     gc_curve : <blob>                  # (20,) GC_d for d = 1..20 px
-    iterations : int32
+    iterations : int32                 # optimiser steps run
+    stop_reason : varchar(255)         # "step budget: N steps" or "converged at step k: relative improvement ..."
     wall_time_s : float32              # s, compute only
     seed : int32
     loss_history : <blob>              # (N, k) every history_every steps
@@ -246,6 +224,7 @@ class BilevelFit(dj.Computed):
         gc5 : float32
         gc_curve : <blob>              # (20,)
         final_loss : float32
+        coordinate_sd=null : <blob>    # (Q,) posterior SD per coordinate, rad (m root): how well the images pin it
         """
 
     class CameraResidual(dj.Part):
@@ -273,7 +252,7 @@ class BilevelFit(dj.Computed):
         """Task, parameters, model sites and the session's cameras and keypoints, as numpy."""
         seed = int((FitTask & key).fetch1("seed"))
         params_json = (FitParams & key).fetch1("params")
-        observations = _fetch_session_observations(key)
+        observations = session_observations(key)
         sites = model.marker_sites(key["base_model"], observations["keypoint_set"])
         n_joints = observations["trials"][0]["keypoints"].shape[2]
         if len(sites.marker_names) != n_joints:
@@ -286,14 +265,15 @@ class BilevelFit(dj.Computed):
     def make_compute(self, key: dict, inputs: FetchedInputs) -> tuple[dict]:
         """No database: one call to ``compute.fit.fit_session``; converts its result to numpy/builtins."""
         from compute import fit as fit_lib
-        from pipeline.provenance import provenance
 
         body = _body_model(inputs["mjcf_xml"], inputs["keypoint_set"], inputs["sites"])
         trials = [fit_lib.TrialObservations(name=t["name"], fps=t["fps"], keypoints=t["keypoints"],
                                             confidence=t["confidence"]) for t in inputs["trials"]]
         params = FitParamsData.from_dict(inputs["params"])
-        result = fit_lib.fit_session(body, _camera_rig(inputs["cameras"]), trials, params, seed=inputs["seed"])
-        return (_session_fit_to_rows(key, result, inputs, body, provenance()),)
+        with _fit_progress(self.full_table_name, key) as report:
+            result = fit_lib.fit_session(body, camera_rig(inputs["cameras"]), trials, params, seed=inputs["seed"],
+                                         progress=report)
+        return (_session_fit_to_rows(key, result, inputs, body, _provenance()),)
 
     def make_insert(self, key: dict, rows: dict) -> None:
         """Master, then parts one row at a time (keeps each packet small)."""
@@ -304,13 +284,13 @@ class BilevelFit(dj.Computed):
         self.RefinedCalibration.insert(rows["calibration"], allow_direct_insert=True)
 
 
-RefinedCalibration = BilevelFit.RefinedCalibration  # the issue's name for it, at module level
+RefinedCalibration = BilevelFit.RefinedCalibration  # short module-level name of the refined extrinsics
 
 
 def _session_fit_to_rows(key: dict, result, inputs: FetchedInputs, body, provenance: dict) -> dict:
     """``compute.fit.SessionFit`` → the rows of BilevelFit and its parts (numpy + builtins only)."""
     history = _numpy(result.loss_history)
-    columns = list(getattr(result, "loss_history_columns", [f"loss_{i}" for i in range(history.shape[-1])]))
+    columns = list(result.loss_history_columns)
     final_losses = {name: float(history[-1, i]) for i, name in enumerate(columns)} if history.size else {}
     total = _final_loss(final_losses)
     master = dict(
@@ -320,7 +300,8 @@ def _session_fit_to_rows(key: dict, result, inputs: FetchedInputs, body, provena
         offsets=_numpy(result.offsets).astype(np.float64),
         final_loss=float(total), final_losses=final_losses,
         gc5=float(result.gc5), gc_curve=_numpy(result.gc_curve).astype(np.float64),
-        iterations=int(result.iterations), wall_time_s=float(result.wall_time_s), seed=int(result.seed),
+        iterations=int(result.iterations), stop_reason=str(result.stop_reason)[:255],
+        wall_time_s=float(result.wall_time_s), seed=int(result.seed),
         loss_history=history.astype(np.float64), loss_history_columns=columns,
         code_version=provenance["code_version"], package_versions=provenance["package_versions"],
         compute_host=provenance["host"],
@@ -333,7 +314,9 @@ def _session_fit_to_rows(key: dict, result, inputs: FetchedInputs, body, provena
             joint_names=list(body.joint_names), qpos=_numpy(trial.qpos).astype(np.float32),
             markers=_numpy(trial.markers).astype(np.float32), network_weights=bytes(trial.network),
             network_config=_jsonable(trial.network_config), gc5=float(trial.gc5),
-            gc_curve=_numpy(trial.gc_curve).astype(np.float64), final_loss=float(trial.final_loss)))
+            gc_curve=_numpy(trial.gc_curve).astype(np.float64), final_loss=float(trial.final_loss),
+            coordinate_sd=(None if trial.coordinate_sd_rad is None
+                           else _numpy(trial.coordinate_sd_rad).astype(np.float64))))
         for c, name in enumerate(camera_names):
             residuals.append(dict(key, trial_name=trial.name, camera_name=name,
                                   median_error_px=float(_numpy(trial.per_camera_median_error_px)[c])))
@@ -349,12 +332,8 @@ def _session_fit_to_rows(key: dict, result, inputs: FetchedInputs, body, provena
 
 
 def _final_loss(final_losses: dict) -> float:
-    """The total loss among a history row's columns ('loss' or 'total'; never the 'step' column)."""
-    for name in ("loss", "total"):
-        if name in final_losses:
-            return float(final_losses[name])
-    values = [v for k, v in final_losses.items() if k != "step"]
-    return float(values[0]) if values else float("nan")
+    """The total loss of a history row (its ``loss`` column; NaN for an empty history)."""
+    return float(final_losses["loss"]) if final_losses else float("nan")
 
 
 def _jsonable(value):
@@ -436,7 +415,7 @@ class TrilevelFit(dj.Computed):
         members = (SubjectGroup.Member & key).keys(order_by="subject_id, session_id")
         if not members:
             raise ValueError(f"SubjectGroup {key['subject_group']!r} has no members")
-        sessions = [_fetch_session_observations(m) for m in members]
+        sessions = [session_observations(m) for m in members]
         keypoint_sets = sorted({s["keypoint_set"] for s in sessions})
         if len(keypoint_sets) != 1:
             raise ValueError(f"SubjectGroup {key['subject_group']!r}: members use keypoint sets {keypoint_sets}; "
@@ -454,35 +433,35 @@ class TrilevelFit(dj.Computed):
             marker_sets={s: dataclasses.asdict(m) for s, m in marker_sets.items()})),)
 
     def make_compute(self, key: dict, inputs: FetchedInputs) -> tuple[dict]:
-        """No database: one call to ``compute.trilevel.fit_trilevel``."""
+        """No database: one call to ``compute.fit.fit_trilevel``."""
         from compute import fit as fit_lib
-        from compute.trilevel import fit_trilevel
-        from pipeline.provenance import provenance
 
         set_name = inputs["keypoint_set"]
         base_sites = np.asarray(inputs["marker_sets"][set_name]["sites"])
         body = _body_model(inputs["base"]["mjcf_xml"], set_name, base_sites)
-        subjects = [(_camera_rig(s["cameras"]),
+        subjects = [(camera_rig(s["cameras"]),
                      [fit_lib.TrialObservations(name=t["name"], fps=t["fps"], keypoints=t["keypoints"],
                                                 confidence=t["confidence"]) for t in s["trials"]])
                     for s in inputs["sessions"]]
-        result = fit_trilevel(body, subjects, FitParamsData.from_dict(inputs["params"]),
-                                      seed=inputs["seed"], subjects_per_batch=inputs["subjects_per_batch"])
+        with _fit_progress(self.full_table_name, key) as report:
+            result = fit_lib.fit_trilevel(body, subjects, FitParamsData.from_dict(inputs["params"]),
+                                          seed=inputs["seed"], subjects_per_batch=inputs["subjects_per_batch"],
+                                          progress=report)
         new_sites = _numpy(result.marker_sites).astype(np.float64)
         # frozen (heel) sites are copied bit for bit: the float32 round trip through the body model must not
         # make them differ from the parent's by ~1e-8 m (and change the new model's content hash for nothing)
-        frozen = np.asarray(getattr(result, "frozen_site_mask", np.zeros(len(new_sites), bool)), bool)
+        frozen = np.asarray(result.frozen_site_mask, bool)
         new_sites[frozen] = base_sites[frozen]
         history = _numpy(result.loss_history)
         return (dict(new_sites=new_sites, base_sites=base_sites,
                      log_scales=[_numpy(s).astype(np.float64) for s in result.log_scales],
                      loss_history=history.astype(np.float64),
-                     final_loss=_final_loss(dict(zip(getattr(result, "loss_history_columns", ()), history[-1])))
+                     final_loss=_final_loss(dict(zip(result.loss_history_columns, history[-1])))
                      if history.size else float("nan"),
-                     iterations=int(getattr(result, "iterations", history.shape[0])),
-                     wall_time_s=float(getattr(result, "wall_time_s", np.nan)),
+                     iterations=int(result.iterations),
+                     wall_time_s=float(result.wall_time_s),
                      seed=inputs["seed"], members=inputs["members"], keypoint_set=set_name,
-                     base=inputs["base"], marker_sets=inputs["marker_sets"], provenance=provenance()),)
+                     base=inputs["base"], marker_sets=inputs["marker_sets"], provenance=_provenance()),)
 
     def make_insert(self, key: dict, out: dict) -> None:
         """A new BaseModel (fitted set replaced, other sets copied from the parent), then the fit row."""

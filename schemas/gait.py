@@ -7,6 +7,13 @@ to the walkway once (one transform + clock offset, ``compute.gait.compare_sessio
 stores its matched walkway values and errors. Every trial's make recomputes that session alignment
 (deterministic, milliseconds) so a row depends only on its own fit.
 
+``GaitCycle`` and ``SpatiotemporalParameters`` are downstream of ``GaitMetrics`` and use its stored events
+(``GaitMetrics.Step``: foot, contact and toe-off times, heel position): strides per foot
+(``compute.gait_cycle.find_strides``, turning and incomplete strides dropped), the fitted joint angles of each
+stride resampled to 0-100 % of the cycle (``compute.gait_cycle.gait_cycles``) and the clinical spatiotemporal
+parameters per side (``compute.spatiotemporal.spatiotemporal_parameters``). Both are queryable by population
+with plain restrictions, e.g. ``(SpatiotemporalParameters * acquisition.Subject) & 'population="neurologic"'``.
+
 Arrays are in-table; see ``schemas.fitting`` for where the bytes live.
 """
 from __future__ import annotations
@@ -19,20 +26,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import datajoint as dj
 
+from compute.markersets import foot_keypoints
 from schemas import acquisition, fitting
 from schemas._inputs import FetchedInputs
+from schemas.reads.observations import walkway_footfalls
 
 schema = dj.Schema()
-
-# (left heel, left toe, right heel, right toe) keypoint names per keypoint set; COCO17 has no feet.
-FOOT_MARKERS: dict[str, tuple[str, str, str, str]] = {
-    "MOVI87": ("lhee", "ltoe", "rhee", "rtoe"),
-    "HALPE26": ("LHeel", "LBigToe", "RHeel", "RBigToe"),
-    "BODY25": ("LHeel", "LBigToe", "RHeel", "RBigToe"),
-    "BODY25B": ("LHeel", "LBigToe", "RHeel", "RBigToe"),
-    "BLAZEPOSE33": ("left_heel", "left_foot_index", "right_heel", "right_foot_index"),
-}
-
 
 @schema
 class GaitMetrics(dj.Computed):
@@ -86,16 +85,12 @@ class GaitMetrics(dj.Computed):
         """Fitted markers of every walking trial of the fit, and their walkway footfalls (numpy)."""
         fit_key = (fitting.BilevelFit & key).fetch1("KEY")
         keypoint_set = (fitting.BilevelFit & key).fetch1("keypoint_set")
-        if keypoint_set not in FOOT_MARKERS:
-            raise ValueError(f"GaitMetrics: keypoint set {keypoint_set!r} has no heel/toe keypoints "
-                             f"(supported: {sorted(FOOT_MARKERS)})")
-        names = (acquisition.KeypointSet & {"keypoint_set": keypoint_set}).fetch1("joint_names")
-        foot_index = [list(names).index(n) for n in FOOT_MARKERS[keypoint_set]]
+        feet = foot_keypoints(keypoint_set)  # ValueError naming the sets with feet when this one has none
+        foot_index = [feet[side][role] for side in ("left", "right") for role in ("heel", "toe")]
         walking = (fitting.BilevelFit.Trial * acquisition.Trial & fit_key & "activity = 'walk'")
         trials = []
         for row in walking.to_dicts(order_by="trial_name"):
-            falls = (acquisition.WalkwaySteps.Footfall & fit_key & {"trial_name": row["trial_name"]}).to_dicts(
-                order_by="footfall_index")
+            falls = walkway_footfalls(row)
             trials.append(dict(
                 trial_name=row["trial_name"], fps=float(row["fps"]),
                 feet=np.asarray(row["markers"], np.float64)[:, foot_index],  # (T, 4, 3)
@@ -180,3 +175,137 @@ def session_gait(trials: list[dict], trial_name: str) -> dict:
                    step_width=_median(steps.step_width), has_walkway=bool(target and target["walkway"]),
                    n_matched=len(matched), walkway_alignment=alignment)
     return dict(summary=summary, steps=rows)
+
+
+# ------------------------------------------------------------------------------- gait cycles, spatiotemporal
+TRANSLATION_SUFFIXES = ("_tx", "_ty", "_tz")  # qpos columns in metres (pelvis translation), not angles
+
+SPATIOTEMPORAL_COLUMNS = (
+    "walking_speed_m_s", "cadence_steps_per_min", "stride_time_s", "step_time_s", "stance_percent",
+    "swing_percent", "double_support_percent", "stride_length_m", "step_length_m", "step_width_m",
+    "hip_flexion_rom_rad", "knee_flexion_rom_rad", "ankle_flexion_rom_rad")
+"""Float columns of ``SpatiotemporalParameters``: the fields of ``compute.spatiotemporal.SpatiotemporalParameters``."""
+
+
+def _trial_events_and_angles(key: dict) -> FetchedInputs:
+    """A fitted walking trial's stored foot events (``GaitMetrics.Step``) and joint angles, as numpy."""
+    steps = (GaitMetrics.Step & key).to_dicts(order_by="step_index")
+    trial = (fitting.BilevelFit.Trial & key).fetch1()
+    fps = float((acquisition.Trial & key).fetch1("fps"))
+    names = list(trial["joint_names"])
+    angle_columns = [q for q, name in enumerate(names) if not name.endswith(TRANSLATION_SUFFIXES)]
+    return FetchedInputs(dict(
+        fps=fps,
+        foot=[s["foot"] for s in steps],
+        contact_time=np.array([s["contact_time"] for s in steps], np.float64),
+        toe_off_time=np.array([np.nan if s["toe_off_time"] is None else s["toe_off_time"] for s in steps],
+                              np.float64),
+        heel_xy=np.array([[s["heel_x"], s["heel_y"]] for s in steps], np.float64).reshape(-1, 2),
+        angles=np.asarray(trial["qpos"], np.float64)[:, angle_columns],
+        coordinate_names=[names[q] for q in angle_columns]))
+
+
+def trial_gait_cycles(inputs: dict):
+    """No database: strides, time-normalised joint angles and per-side spatiotemporal parameters of one trial.
+
+    inputs: fps (Hz); foot (N,) 'L'/'R', contact_time (N,) s, toe_off_time (N,) s (NaN unknown), heel_xy (N, 2) m
+    -- the trial's stored footfalls, clock = frame index / fps; angles (T, Q) rad, sample i at i / fps;
+    coordinate_names (Q,). Returns (``compute.gait_cycle.GaitCycles``, {'L'|'R':
+    ``compute.spatiotemporal.SpatiotemporalParameters``}).
+    """
+    from compute.gait import make_footfalls
+    from compute.gait_cycle import find_strides, gait_cycles
+    from compute.spatiotemporal import spatiotemporal_parameters
+
+    footfalls = make_footfalls(inputs["foot"], inputs["contact_time"], inputs["heel_xy"],
+                               toe_off_time=inputs["toe_off_time"])
+    strides = find_strides(footfalls)
+    cycles = gait_cycles(inputs["angles"], inputs["coordinate_names"], inputs["fps"], strides)
+    return cycles, spatiotemporal_parameters(footfalls, strides, cycles)
+
+
+@schema
+class GaitCycle(dj.Computed):
+    definition = """
+    # strides of one fitted walking trial with the fitted joint angles over 0-100 percent of each gait cycle
+    -> GaitMetrics
+    ---
+    n_strides : int32                  # kept strides (complete, not turning), both feet
+    coordinate_names : json            # (Q,) angle columns of Stride.angles (OpenSim coordinate names)
+    """
+
+    class Stride(dj.Part):
+        definition = """
+        # one gait cycle: a foot contact to the next contact of the same foot
+        -> master
+        stride_index : int16           # order of start time
+        ---
+        side : enum('L', 'R')          # the foot whose cycle it is
+        start_time : float64           # s, trial clock, foot contact
+        end_time : float64             # s, next contact of the same foot
+        toe_off_percent = null : float64  # percent of cycle at this foot's toe-off (= stance)
+        angles : <blob>                # (101, Q) rad at 0, 1, ..., 100 percent of the cycle, NaN unobserved
+        """
+
+    def make_fetch(self, key: dict) -> tuple[FetchedInputs]:
+        """The trial's stored footfalls and fitted joint angles (numpy)."""
+        return (_trial_events_and_angles(key),)
+
+    def make_compute(self, key: dict, inputs: FetchedInputs) -> tuple[dict]:
+        """No database: strides and time-normalised angles (compute.gait_cycle)."""
+        cycles, _ = trial_gait_cycles(inputs)
+        strides = cycles.strides
+        rows = [dict(stride_index=s, side=str(strides.side[s]), start_time=float(strides.start_time[s]),
+                     end_time=float(strides.end_time[s]),
+                     toe_off_percent=_float_or_none(strides.toe_off_percent[s]),
+                     angles=np.asarray(cycles.angles[s], np.float64)) for s in range(len(strides))]
+        return (dict(n_strides=len(rows), coordinate_names=list(cycles.coordinate_names), strides=rows),)
+
+    def make_insert(self, key: dict, result: dict) -> None:
+        self.insert1(dict(key, n_strides=result["n_strides"], coordinate_names=result["coordinate_names"]),
+                     allow_direct_insert=True)
+        self.Stride.insert([dict(key, **row) for row in result["strides"]], allow_direct_insert=True)
+
+
+@schema
+class SpatiotemporalParameters(dj.Computed):
+    definition = """
+    # clinical spatiotemporal parameters of one fitted walking trial, per side (means over its kept strides)
+    -> GaitMetrics
+    side : enum('L', 'R')
+    ---
+    n_strides : int32                  # kept strides of this side
+    n_steps : int32                    # steps of this side used
+    walking_speed_m_s = null : float64       # m/s, sum of stride lengths / sum of stride times
+    cadence_steps_per_min = null : float64   # steps/min, 120 / mean stride time
+    stride_time_s = null : float64           # s
+    step_time_s = null : float64             # s
+    stance_percent = null : float64          # percent of gait cycle
+    swing_percent = null : float64           # percent of gait cycle
+    double_support_percent = null : float64  # percent of gait cycle, initial + terminal
+    stride_length_m = null : float64         # m
+    step_length_m = null : float64           # m, along the line of progression
+    step_width_m = null : float64            # m, heel-to-heel base of support
+    hip_flexion_rom_rad = null : float64     # rad, mean per-stride range of motion
+    knee_flexion_rom_rad = null : float64    # rad
+    ankle_flexion_rom_rad = null : float64   # rad
+    """
+
+    @property
+    def key_source(self):
+        return GaitMetrics.proj()
+
+    def make_fetch(self, key: dict) -> tuple[FetchedInputs]:
+        """The trial's stored footfalls and fitted joint angles (numpy)."""
+        return (_trial_events_and_angles(key),)
+
+    def make_compute(self, key: dict, inputs: FetchedInputs) -> tuple[list]:
+        """No database: per-side parameters (compute.spatiotemporal); NaN -> NULL."""
+        _, per_side = trial_gait_cycles(inputs)
+        rows = [dict(side=side, n_strides=int(p.n_strides), n_steps=int(p.n_steps),
+                     **{name: _float_or_none(getattr(p, name)) for name in SPATIOTEMPORAL_COLUMNS})
+                for side, p in sorted(per_side.items())]
+        return (rows,)
+
+    def make_insert(self, key: dict, rows: list) -> None:
+        self.insert([dict(key, **row) for row in rows], allow_direct_insert=True)

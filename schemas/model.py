@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from schemas import acquisition
 schema = dj.Schema()
 
 DEFAULT_BASE_MODEL = "body40"
+DEFAULT_MODEL_VERSION = "1"  # version string of the packaged body40 model rows
 
 
 @schema
@@ -150,23 +150,10 @@ def marker_sites(base_model: str, keypoint_set: str) -> MarkerSites:
 
 # --------------------------------------------------------------------------------------------- default model
 def _packaged_mjcf_xml() -> str:
-    """The MJCF text compute.kinematics builds its default model from (adapter over H1's packaging)."""
+    """The MJCF text of the body model packaged with ``compute.kinematics`` (``BODY40_XML_PATH``)."""
     from compute import kinematics
 
-    path = getattr(kinematics, "BODY40_XML_PATH", None)
-    if path is not None:
-        return Path(path).read_text()
-    for attribute in ("default_mjcf_xml", "mjcf_xml"):
-        candidate = getattr(kinematics, attribute, None)
-        if callable(candidate):
-            return str(candidate())
-        if isinstance(candidate, str):
-            return candidate
-    xml_files = sorted(p for p in resources.files("compute").joinpath("models").iterdir()
-                       if p.name.endswith(".xml"))
-    if not xml_files:
-        raise FileNotFoundError("compute/models: expected the packaged MJCF skeleton (*.xml)")
-    return xml_files[0].read_text()
+    return Path(kinematics.BODY40_XML_PATH).read_text()
 
 
 def marker_sites_from_body(body) -> MarkerSites:
@@ -198,7 +185,7 @@ def ensure_default_model() -> str:
         marker_sets[set_name] = marker_sites_from_body(body)
     if body is None:
         raise LookupError("acquisition.KeypointSet: none of compute.markersets.MARKER_SET_NAMES is present")
-    version = str(getattr(kinematics, "MODEL_VERSION", "1"))
+    version = DEFAULT_MODEL_VERSION
     try:
         return insert_model(DEFAULT_BASE_MODEL, version, mjcf_xml, body.body_names, body.scale_group_names,
                             np.asarray(body.scale_matrix), marker_sets,

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from compute import synthetic
-from compute.baseline import fit_two_stage
-from compute.fit import TrialObservations
+from compute.fit import TrialObservations, fit_two_stage
 from compute.kinematics import load_body_model
 from compute.params import PARAMETER_SETS
 

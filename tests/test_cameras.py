@@ -216,3 +216,17 @@ def test_undistort_points_inverts_projection():
         xc = pts @ rodrigues_to_matrix_np(p["rvec"]).T + p["tvec"]
         np.testing.assert_allclose(xn, xc[:, :2] / xc[:, 2:], atol=5e-6)  # float32 camera leaves
     assert np.isnan(undistort_points(cam, np.array([[np.nan, 1.0]]))).all()
+
+
+def test_three_camera_rig_reads_rodrigues_vectors_not_one_rotation_matrix():
+    """A rig of 3 cameras has (3, 3) Rodrigues vectors: they must not be taken for one rotation matrix."""
+    from scipy.spatial.transform import Rotation
+
+    rotvecs = np.array([[0.1, 0.2, 0.3], [0.0, 0.5, 0.0], [0.2, 0.0, -0.4]])
+    K = np.tile(np.array([[1000.0, 0, 500], [0, 1000, 400], [0, 0, 1]]), (3, 1, 1))
+    args = (K, np.zeros((3, 5)))
+    tail = (np.ones((3, 3)), np.tile([1000.0, 800.0], (3, 1)))
+    from_vectors = make_camera(*args, rotvecs, *tail)
+    from_matrices = make_camera(*args, Rotation.from_rotvec(rotvecs).as_matrix(), *tail)
+    np.testing.assert_allclose(np.asarray(from_vectors.rvec), rotvecs, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(from_matrices.rvec), rotvecs, atol=1e-9)

@@ -64,6 +64,42 @@ def test_status_lists_schemas_and_row_counts(db_test_config, db_connection, db_p
     assert f"{db_prefix}_acquisition" in db.format_status(status)
 
 
+def test_open_database_binds_every_schema_under_the_prefix(db_config, db_prefix):
+    database = db.open_database(db_prefix, config=db_config)
+    assert database.prefix == database.config.schema_prefix == db_prefix
+    names = list(database.schemas)
+    # dependency order: every schema after the ones its tables reference
+    assert names.index("acquisition") < names.index("model") < names.index("fitting") < names.index("gait")
+    for name, module in database.schemas.items():
+        assert module.schema.database == f"{db_prefix}_{name}"
+
+
+def test_cli_prefix_travels_as_an_argument_not_through_the_environment(db_prefix, capsys, monkeypatch):
+    import os
+
+    from pipeline import cli
+
+    monkeypatch.delenv("MMC_SCHEMA_PREFIX", raising=False)
+    assert cli.main(["--prefix", db_prefix, "db", "status"]) == 0
+    assert f"{db_prefix}_acquisition" in capsys.readouterr().out
+    assert "MMC_SCHEMA_PREFIX" not in os.environ
+
+
+def test_configured_server_that_does_not_answer_is_an_error_not_a_private_server(tmp_path, monkeypatch, capsys):
+    from pipeline import cli
+
+    port = _free_port()
+    config = load_config({"DJ_HOST": f"127.0.0.1:{port}", "MMC_DATA_DIR": str(tmp_path)})
+    with pytest.raises(db.ConfiguredServerUnreachable, match=f"127.0.0.1:{port} \\(set by DJ_HOST\\)"):
+        db.ensure_server(config, verbose=False)
+    monkeypatch.setenv("DJ_HOST", f"127.0.0.1:{port}")
+    monkeypatch.setenv("MMC_DATA_DIR", str(tmp_path))
+    assert cli.main(["db", "up"]) == cli.EXIT_BAD_INPUT
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: no server answers at 127.0.0.1:{port}")
+    assert not (tmp_path / "mysql").exists()  # no private server was started
+
+
 def test_transaction_rolls_back_everything_on_error(db_connection, db_prefix):
     from schemas import acquisition as acq
 
@@ -116,7 +152,8 @@ def test_private_server_starts_on_its_own_port_and_stops(tmp_path):
         assert private.source == "private" and private.port != 3306
         assert (tmp_path / "mysql" / "data" / "mysql").is_dir()
         info = json.loads((tmp_path / "mysql" / "server.json").read_text())
-        with pymysql.connect(host="127.0.0.1", port=private.port, user="root", password="") as conn:
+        assert private.password  # generated at initialisation (tests/test_db_users.py checks the rest)
+        with pymysql.connect(host="127.0.0.1", port=private.port, user="root", password=private.password) as conn:
             with conn.cursor() as cursor:
                 cursor.execute("SELECT VERSION()")
                 assert cursor.fetchone()[0]

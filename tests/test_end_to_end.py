@@ -80,13 +80,13 @@ def test_bilevel_fit_row_carries_its_provenance(fitted):
     fit = (fitting.BilevelFit & fitted).fetch1()
     params_hash = (fitting.FitParams & fitted).fetch1("params_hash")
     assert params_hash == E2E_PARAMS.hash and len(params_hash) == 40
-    assert fit["iterations"] == E2E_PARAMS.steps and fit["seed"] == 5
+    assert fit["iterations"] == E2E_PARAMS.optimiser.steps and fit["seed"] == 5
     assert fit["wall_time_s"] > 0
     assert fit["code_version"] and fit["compute_host"]
     assert {"jax", "mujoco", "equinox", "optax", "datajoint"} <= set(fit["package_versions"])
     assert all(fit["package_versions"][name] for name in ("jax", "datajoint"))
     history = fit["loss_history"]
-    assert history.ndim == 2 and history.shape[0] >= E2E_PARAMS.steps // E2E_PARAMS.history_every
+    assert history.ndim == 2 and history.shape[0] >= E2E_PARAMS.optimiser.steps // E2E_PARAMS.checks.history_every
     assert history.shape[1] == len(fit["loss_history_columns"]) and np.isfinite(history).all()
     assert fit["log_scale"].shape == (8,) and fit["offsets"].shape == (87, 3)
     assert 0.0 <= fit["gc5"] <= 1.0 and fit["gc_curve"].shape == (20,)
@@ -141,10 +141,10 @@ def test_gait_steps_are_matched_to_walkway_footfalls(fitted):
         assert all(s["contact_time_error"] is None or np.isfinite(s["contact_time_error"]) for s in matched)
 
 
-def test_report_builds_table_one_from_the_database(fitted, tmp_path):
+def test_report_builds_table_one_from_the_database(fitted, database, tmp_path):
     from pipeline import report
 
-    steps, trials = report.fetch_report_frames(report.ReportRestriction(param_set=[E2E_PARAMS_NAME]))
+    steps, trials = report.fetch_report_frames(database, report.ReportRestriction(param_set=[E2E_PARAMS_NAME]))
     assert len(trials) == len(TRIAL_NAMES) and len(steps) > 0
     table = report.table_one(steps).set_index("population")
     assert "control" in table.index
@@ -154,10 +154,10 @@ def test_report_builds_table_one_from_the_database(fitted, tmp_path):
     assert "control" in paths["table1"].read_text() and "Table I" in paths["markdown"].read_text()
 
 
-def test_export_writes_mot_and_trc_for_the_trial(fitted, tmp_path):
+def test_export_writes_mot_and_trc_for_the_trial(fitted, database, tmp_path):
     from pipeline import exporters
 
-    written = exporters.export_fit(dict(fitted, trial_name="walk01"), tmp_path)
+    written = exporters.export_fits(database, dict(fitted, trial_name="walk01"), tmp_path)
     assert len(written) == 1
     paths = written[0]
     header, angles = exporters.read_mot(paths["mot"])

@@ -1,4 +1,4 @@
-"""Acceptance of the end-to-end bilevel fit on seeded synthetic sessions (issue 5).
+"""Acceptance of the end-to-end bilevel fit on seeded synthetic sessions.
 
 Session: control subject, 8 cameras, 1.5 px noise, 10 % dropped, 3 % outliers, two 4 s walks at 30 fps.
 All fits share one compiled step (same FitParams shapes); cold runtime of this module is a few minutes.
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from compute import synthetic
-from compute.baseline import fit_two_stage
+from compute import fit as fit_lib
 from compute.cameras import camera_centers
 from compute.fit import (BodyParams, FitDivergedError, TrialObservations, evaluate_trajectory, fit_session,
-                         initialise, make_train_step, prepare_session_data, run_optimisation)
+                         fit_two_stage, initialise, make_train_step, prepare_session_data, run_optimisation)
 from compute.kinematics import load_body_model
 from compute.metrics import GC_THRESHOLDS_PX, geometric_consistency
-from compute.params import PARAMETER_SETS, FitParams
+from compute.params import PARAMETER_SETS, FitParams, TrilevelConfig
 
 PARAMS = PARAMETER_SETS["cpu_default"]
 NO_BUNDLE_ADJUSTMENT = PARAMS.replace(camera_start_fraction=2.0)
@@ -60,6 +60,7 @@ def _gc5_without_outliers(fit, session) -> float:
 
 
 def test_gc5_reaches_the_noise_and_outlier_ceiling(fitted, session):
+    print(f"GC_5 {fitted.gc5:.3f}, outliers left out {_gc5_without_outliers(fitted, session):.3f}")
     assert fitted.gc5 >= 0.93, fitted.gc5
     assert _gc5_without_outliers(fitted, session) >= 0.97
     assert fitted.gc_curve.shape == (20,) and np.all(np.diff(fitted.gc_curve) >= 0)
@@ -69,6 +70,9 @@ def test_joint_angles_within_3_deg_flexion_and_6_deg_others(fitted, session):
     names = BODY.joint_names
     for tf, truth in zip(fitted.trials, session.trials):
         rmse = np.rad2deg(np.sqrt(np.mean((tf.qpos - truth.qpos) ** 2, axis=0)))
+        others = [(value, name) for name, value in zip(names[3:], rmse[3:]) if name not in FLEXION]
+        print(tf.name, "flexion RMSE deg", {n: round(float(rmse[names.index(n)]), 2) for n in FLEXION},
+              "worst other", max(others))
         for name, value in zip(names[3:], rmse[3:]):
             limit = 3.0 if name in FLEXION else 6.0
             assert value <= limit, f"{tf.name} {name}: RMSE {value:.2f} deg > {limit}"
@@ -77,11 +81,13 @@ def test_joint_angles_within_3_deg_flexion_and_6_deg_others(fitted, session):
 def test_root_translation_within_1_cm(fitted, session):
     for tf, truth in zip(fitted.trials, session.trials):
         error = np.sqrt(np.mean(np.sum((tf.qpos[:, :3] - truth.qpos[:, :3]) ** 2, axis=-1)))
+        print(f"{tf.name} root RMSE {100 * error:.2f} cm")
         assert error <= 0.01, f"{tf.name}: root RMSE {100 * error:.2f} cm"
 
 
 def test_scales_within_2_percent(fitted, session):
     ratio = np.exp(fitted.log_scale - np.asarray(session.log_scale))
+    print(f"worst scale error {100 * np.abs(ratio - 1).max():.2f} %")
     assert np.all(np.abs(ratio - 1) <= 0.02), ratio
 
 
@@ -94,11 +100,12 @@ def test_results_cover_every_frame_and_rebuild_from_the_stored_network(fitted, s
         np.testing.assert_allclose(rebuilt, tf.qpos, atol=1e-4)
     assert fitted.loss_history.shape[1] == len(fitted.loss_history_columns)
     assert np.all(np.isfinite(fitted.loss_history))
-    assert fitted.iterations == PARAMS.steps and fitted.wall_time_s > 0
+    assert fitted.iterations == PARAMS.optimiser.steps and fitted.wall_time_s > 0
 
 
 def test_end_to_end_beats_two_stage_baseline(fitted, session):
     baseline = fit_two_stage(BODY, session.cameras_given, _observations(session), PARAMS)
+    print(f"GC_5 end-to-end {fitted.gc5:.3f} vs two-stage {baseline.gc5:.3f}")
     assert baseline.gc_curve.shape == (20,)
     assert fitted.gc5 > baseline.gc5, (fitted.gc5, baseline.gc5)
 
@@ -174,15 +181,43 @@ def test_fit_params_round_trip_json_with_stable_hash():
         again = FitParams.from_json(params.to_json())
         assert again == params and again.hash == params.hash
     paper = PARAMETER_SETS["paper"]
-    assert paper.hidden_widths[0] == 128 and paper.hidden_widths[-1] == 4096 and paper.adam_b1 == 0.8
-    assert (paper.learning_rate, paper.learning_rate_final, paper.steps) == (1e-4, 1e-7, 40_000)
-    assert (paper.camera_start_step, paper.camera_learning_rate, paper.time_points_per_trial) == (30_000, 1e-5, 300)
-    assert paper.encoding_dim == 29 and paper.weight_decay == 1e-5
+    network, optimiser = paper.network, paper.optimiser
+    assert network.hidden_widths[0] == 128 and network.hidden_widths[-1] == 4096 and optimiser.adam_b1 == 0.8
+    assert (optimiser.learning_rate, optimiser.learning_rate_final, optimiser.steps) == (1e-4, 1e-7, 40_000)
+    assert (paper.camera_start_step, paper.bundle_adjustment.camera_learning_rate,
+            optimiser.time_points_per_trial) == (30_000, 1e-5, 300)
+    assert network.encoding_dim == 29 and optimiser.weight_decay == 1e-5
     assert PARAMS.hash != paper.hash
+    assert set(paper.to_dict()) == {"network", "optimiser", "initialisation", "loss", "bundle_adjustment",
+                                    "trilevel", "baseline", "checks", "convergence"}
+
+
+def test_params_replace_routes_field_names_to_their_sub_configuration():
+    changed = PARAMS.replace(steps=7, site_weight=2.0)
+    assert changed.optimiser.steps == 7 and changed.trilevel.site_weight == 2.0
+    assert changed.network == PARAMS.network and changed.loss == PARAMS.loss
+    assert PARAMS.replace(trilevel=TrilevelConfig(site_weight=2.0)).trilevel.site_weight == 2.0
+    with pytest.raises(ValueError):
+        PARAMS.replace(no_such_field=1)
+    with pytest.raises(ValueError):
+        FitParams.from_dict({"optimiser": {"no_such_field": 1}})
+
+
+def test_trilevel_and_baseline_fields_do_not_recompile_the_bilevel_step(session, short_trials):
+    step = make_train_step(max_traces=1)
+    fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=step)
+    fit_session(BODY, session.cameras_given, short_trials, TINY.replace(site_weight=5.0, ik_steps=3), seed=0,
+                train_step=step)
+
+
+def test_public_api_is_re_exported():
+    for name in ("fit_session", "initialise", "evaluate_all_frames", "TrialObservations", "FitDivergedError",
+                 "fit_trilevel", "fit_two_stage"):
+        assert hasattr(fit_lib, name), name
 
 
 def test_gait_from_fitted_markers_matches_true_footfalls_within_5_mm(fitted, session):
-    """Issue 7: step length / stride length / step width σ_IQR <= 5 mm from FITTED heel/toe markers, through
+    """Step length / stride length / step width σ_IQR <= 5 mm from FITTED heel/toe markers, through
     the chain GaitMetrics runs (events -> steps -> session walkway alignment) against the generator's footfalls
     written in walkway coordinates and clock."""
     from compute import gait

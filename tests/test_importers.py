@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from pipeline.cli import main, register_command
+from pipeline.cli import main
 from pipeline.importers import IngestError
 from pipeline.importers.calibration import read_anipose_calibration, read_caliscope_calibration
 from pipeline.importers.keypoints import align_frames, choose_tracked_person, read_npz_folder, read_openpose_folder
 from pipeline.importers.naming import match_cameras, normalize_camera_name
 from pipeline.importers.walkway import read_walkway_csv
-from pipeline.keypoint_sets import BODY25, COCO17, KEYPOINT_SETS
+from compute.markersets import KEYPOINT_SETS
+
+BODY25, COCO17 = KEYPOINT_SETS["BODY25"], KEYPOINT_SETS["COCO17"]
 
 MINI = Path(__file__).parent / "data" / "mini_session"
 
@@ -31,9 +33,12 @@ def test_anipose_unit_is_inferred_as_mm_and_converted_to_metres():
     assert calibration.unit == "mm" and calibration.unit_inferred
     np.testing.assert_allclose(calibration.cameras[0].tvec, [-0.1, 0.8, 4.0])
     assert calibration.cameras[0].dist.shape == (5,) and calibration.cameras[0].dist[4] == 0
-    given = read_anipose_calibration(MINI / "calib" / "calibration.toml", unit="m")
-    assert given.unit == "m" and not given.unit_inferred
-    np.testing.assert_allclose(given.cameras[0].tvec, [-100, 800, 4000])
+    given = read_anipose_calibration(MINI / "calib" / "calibration.toml", unit="mm")
+    assert given.unit == "mm" and not given.unit_inferred
+    np.testing.assert_allclose(given.cameras[0].tvec, [-0.1, 0.8, 4.0])
+    # declared metres, but the cameras would be 8 km apart: an error that suggests millimetres
+    with pytest.raises(IngestError, match='8212 m apart.*calibration_unit = "mm"'):
+        read_anipose_calibration(MINI / "calib" / "calibration.toml", unit="m")
 
 
 def test_caliscope_rotation_matrix_becomes_rodrigues(tmp_path):
@@ -147,10 +152,13 @@ def test_session_manifest_is_ingested_whole(db_prefix, tmp_path):
     assert len(acq.Trial & key) == 2 and len(acq.WalkwaySteps.Footfall & key & {"trial_name": "walk02"}) == 3
 
 
-def test_unwritten_commands_say_not_available(capsys, monkeypatch):
-    from pipeline import cli
-
-    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
-    register_command("frobnicate", "pipeline.does_not_exist", "main", "test")
-    assert main(["frobnicate", "--x"]) == 1
-    assert "not available yet" in capsys.readouterr().err
+def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("db", "ingest", "populate", "worker", "status", "jobs", "report", "export", "synth", "demo"):
+        assert f"\n    {command} " in listed, command
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate", "--x"])
+    assert exit_info.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err

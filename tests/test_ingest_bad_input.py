@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.cli import EXIT_BAD_INPUT, main
-from pipeline.keypoint_sets import COCO17
+from compute.markersets import keypoint_names
+
+COCO17 = keypoint_names("COCO17")
 
 MINI = Path(__file__).parent / "data" / "mini_session"
 POSE = Path("walk01") / "pose"

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from compute import kinematics as K
-from compute.markersets import MARKER_SET_NAMES, heel_marker_mask, load_marker_set
+import json
+
+from compute import markersets
+from compute.markersets import (KEYPOINT_SETS, MARKER_SET_NAMES, foot_keypoints, heel_marker_mask, keypoint_names,
+                                load_marker_set)
 
 MOVI87 = (
     "backneck upperback clavicle sternum umbilicus lfronthead lbackhead lback lshom lupperarm "
@@ -32,6 +36,9 @@ EXPECTED = {"MOVI87": MOVI87, "HALPE26": HALPE26, "BODY25": BODY25, "BODY25B": B
             "COCO17": HALPE26[:17], "BLAZEPOSE33": BLAZEPOSE33}
 HEELS = {"MOVI87": {"lhee", "rhee"}, "HALPE26": {"LHeel", "RHeel"}, "BODY25": {"LHeel", "RHeel"},
          "BODY25B": {"LHeel", "RHeel"}, "COCO17": set(), "BLAZEPOSE33": {"left_heel", "right_heel"}}
+FEET = {"MOVI87": ("lhee", "ltoe", "rhee", "rtoe"), "HALPE26": ("LHeel", "LBigToe", "RHeel", "RBigToe"),
+        "BODY25": ("LHeel", "LBigToe", "RHeel", "RBigToe"), "BODY25B": ("LHeel", "LBigToe", "RHeel", "RBigToe"),
+        "BLAZEPOSE33": ("left_heel", "left_foot_index", "right_heel", "right_foot_index")}
 MAX_DISTANCE_TO_SEGMENT_M = 0.15
 
 
@@ -114,3 +121,41 @@ def test_joint_centre_keypoints_sit_at_the_joint_centres(mj_model):
     op = load_marker_set("BODY25")
     lhip = op.positions[op.keypoint_names.index("LHip")]
     np.testing.assert_allclose(lhip - body_pos["femur_l"], [0.0, 0.02, -0.015], atol=1e-9)
+
+
+@pytest.mark.parametrize("name", MARKER_SET_NAMES)
+def test_keypoint_names_come_from_the_packaged_files_in_detector_order(name):
+    assert keypoint_names(name) == tuple(EXPECTED[name])
+    assert KEYPOINT_SETS[name] == tuple(EXPECTED[name])
+    assert markersets.keypoint_set_description(name)
+
+
+@pytest.mark.parametrize("name", MARKER_SET_NAMES)
+def test_foot_keypoints_give_heel_and_toe_of_each_foot(name):
+    if name not in FEET:
+        with pytest.raises(ValueError, match="no heel/toe keypoints"):
+            foot_keypoints(name)
+        return
+    feet = foot_keypoints(name)
+    names = EXPECTED[name]
+    found = tuple(names[feet[side][role]] for side in ("left", "right") for role in ("heel", "toe"))
+    assert found == FEET[name]
+
+
+def _write_copy(tmp_path, name, edit) -> None:
+    doc = json.loads((markersets.MARKERSETS_DIR / f"{name}.json").read_text())
+    edit(doc)
+    (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc.pop("feet"), "missing field"),
+    (lambda doc: doc["feet"]["left"].update(toe="LPinkyToe"), "feet.left.toe"),
+    (lambda doc: doc["keypoints"][3].pop("heel"), r"keypoints\[3\] missing field"),
+    (lambda doc: doc.update(name="BODY25B"), "differs from the file name"),
+])
+def test_a_marker_set_file_that_breaks_the_format_is_an_error_naming_the_field(tmp_path, monkeypatch, edit, message):
+    _write_copy(tmp_path, "BODY25", edit)
+    monkeypatch.setattr(markersets, "MARKERSETS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=message):
+        load_marker_set("BODY25")

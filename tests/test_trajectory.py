@@ -9,7 +9,7 @@ from compute.params import PARAMETER_SETS
 from compute.trajectory import (evaluate_stacked, evaluate_trajectory, make_trajectory, network_config,
                                 serialise_trajectory, stack_trajectories)
 
-PARAMS = PARAMETER_SETS["cpu_default"].replace(hidden_widths=(32, 32))
+NETWORK = PARAMETER_SETS["cpu_default"].replace(hidden_widths=(32, 32)).network
 Q = 8
 LOWER = np.array([-50, -50, -1, -np.pi, -np.pi, -np.pi, 0.0, -0.5], np.float32)
 UPPER = np.array([50, 50, 3, np.pi, np.pi, np.pi, 2.6, 0.5], np.float32)
@@ -18,7 +18,7 @@ ROOT = np.array([[1.0, 2.0, 0.9], [3.0, 0.0, 0.0], [0, 0, 0], [0, 0, 0]], np.flo
 
 
 def _traj(seed=0):
-    return make_trajectory(jax.random.PRNGKey(seed), PARAMS, LOWER, UPPER, Q0, ROOT, duration_s=4.0)
+    return make_trajectory(jax.random.PRNGKey(seed), NETWORK, LOWER, UPPER, Q0, ROOT, duration_s=4.0)
 
 
 def test_first_forward_pass_is_the_initial_pose_on_the_base_root_path():
@@ -53,6 +53,6 @@ def test_stacked_networks_evaluate_like_the_individual_ones():
 def test_serialised_network_rebuilds_with_its_config():
     traj = _traj(3)
     times = np.linspace(0, 4.0, 11)
-    config = network_config(traj, PARAMS, 0.0, 4.0)
+    config = network_config(traj, NETWORK, 0.0, 4.0)
     q = evaluate_trajectory(serialise_trajectory(traj), config, times)
     np.testing.assert_allclose(q, jax.vmap(traj)(jnp.asarray(np.pi * times / 4.0, jnp.float32)), atol=1e-5)

@@ -1,4 +1,4 @@
-"""Trilevel fit: shared base-model marker sites recovered from many synthetic subjects (issue 5).
+"""Trilevel fit: shared base-model marker sites recovered from many synthetic subjects.
 
 Eight small subjects (one 2 s walk each, 8 cameras, usual noise/drops/outliers) generated with the true sites;
 the fit starts from sites displaced by 2 cm (heel sites untouched and frozen) and must recover them to
@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from compute import synthetic
-from compute.fit import TrialObservations
+from compute.fit import TrialObservations, fit_trilevel
 from compute.kinematics import load_body_model
 from compute.params import PARAMETER_SETS
-from compute.trilevel import fit_trilevel
 
 N_SUBJECTS = 8
 PARAMS = PARAMETER_SETS["cpu_default"].replace(time_points_per_trial=32, steps=600)
@@ -60,7 +59,7 @@ def test_trilevel_recovers_displaced_sites_to_1_cm(trilevel, subjects_and_truth)
 def test_sites_are_held_during_the_warm_start(trilevel, subjects_and_truth):
     _, _, displaced_body, _ = subjects_and_truth
     steps = trilevel.loss_history[:, 0]
-    held = steps < PARAMS.site_start_fraction * trilevel.iterations
+    held = steps < PARAMS.trilevel.site_start_fraction * trilevel.iterations
     assert held.any() and (~held).any()
     start = np.asarray(displaced_body.marker_sites)
     held_sites = trilevel.site_history[held]

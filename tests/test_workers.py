@@ -1,8 +1,8 @@
 """Two ``mmc worker`` processes share 4 fit tasks through the jobs tables: each fit is computed exactly once.
 
-The workers run ``python -m pipeline.populate worker`` (what ``mmc worker`` calls) against this test session's
-schema prefix, with ``DJ_JOBS_KEEP_COMPLETED=true`` so every finished job stays in the jobs table with the
-process id that ran it. Each worker compiles the fit once (shared persistent JAX cache).
+The workers run ``python -m pipeline.cli --prefix <test prefix> worker`` (``mmc worker``) against this test
+session's schema prefix, with ``DJ_JOBS_KEEP_COMPLETED=true`` so every finished job stays in the jobs table with
+the process id that ran it. Each worker compiles the fit once (shared persistent JAX cache).
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def four_tasks(activated_schemas):
     return keys
 
 
-def _worker_env(db_prefix: str, db_config) -> dict:
+def _worker_env(db_config) -> dict:
     env = dict(os.environ)
-    env.update(MMC_SCHEMA_PREFIX=db_prefix, DJ_HOST=str(db_config.host), DJ_PORT=str(db_config.port),
+    env.update(DJ_HOST=str(db_config.host), DJ_PORT=str(db_config.port),
                DJ_USER=db_config.user, DJ_PASS=db_config.password, DJ_JOBS_KEEP_COMPLETED="true",
                PYTHONPATH=str(ROOT))
     env.setdefault("MMC_JAX_CACHE", str(Path.home() / ".cache" / "mmc" / "jax"))
@@ -46,9 +46,9 @@ def _worker_env(db_prefix: str, db_config) -> dict:
 def test_two_workers_compute_each_fit_exactly_once(four_tasks, db_prefix, db_config):
     from schemas import fitting, gait
 
-    command = [sys.executable, "-m", "pipeline.populate", "worker", "BilevelFit", "GaitMetrics",
+    command = [sys.executable, "-m", "pipeline.cli", "--prefix", db_prefix, "worker", "BilevelFit", "GaitMetrics",
                "--exit-when-idle", "--no-auto-task", "--restrict", "subject_id like 'W%%'"]
-    env = _worker_env(db_prefix, db_config)
+    env = _worker_env(db_config)
     workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=420) for w in workers]
@@ -56,7 +56,7 @@ def test_two_workers_compute_each_fit_exactly_once(four_tasks, db_prefix, db_con
         assert worker.returncode == 0, err[-3000:]
 
     keys = [{k: key[k] for k in ("subject_id", "session_id")} for key in four_tasks]
-    assert len(fitting.BilevelFit & keys) == 4
+    assert len(fitting.BilevelFit & keys) == 4, [err[-3000:] for _, err in outputs]
     assert len(fitting.BilevelFit.Trial & keys) == 4
     assert len(fitting.RefinedCalibration & keys) == 4 * 3
     # every job finished once, by one of the two workers, none failed or is left reserved

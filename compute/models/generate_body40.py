@@ -435,6 +435,27 @@ def _blazepose():
     return out
 
 
+MARKER_SET_DESCRIPTIONS = {
+    "MOVI87": "MoVi / MeTRAbs bml_movi_87: 67 surface markers + 20 joint centres",
+    "HALPE26": "AlphaPose / RTMPose body-26 (Halpe)",
+    "BODY25": "OpenPose BODY_25 (default model)",
+    "BODY25B": "OpenPose experimental body_25b",
+    "COCO17": "COCO 17 body keypoints (indices 0-16 of HALPE26)",
+    "BLAZEPOSE33": "MediaPipe Pose / BlazePose 33 landmarks",
+}
+# Foot roles for gait events: the heel keypoint and the most distal toe keypoint of each foot (None: no feet).
+_OPENPOSE_FEET = {"left": {"heel": "LHeel", "toe": "LBigToe"}, "right": {"heel": "RHeel", "toe": "RBigToe"}}
+MARKER_SET_FEET = {
+    "MOVI87": {"left": {"heel": "lhee", "toe": "ltoe"}, "right": {"heel": "rhee", "toe": "rtoe"}},
+    "HALPE26": _OPENPOSE_FEET,
+    "BODY25": _OPENPOSE_FEET,
+    "BODY25B": _OPENPOSE_FEET,
+    "COCO17": None,
+    "BLAZEPOSE33": {"left": {"heel": "left_heel", "toe": "left_foot_index"},
+                    "right": {"heel": "right_heel", "toe": "right_foot_index"}},
+}
+
+
 def marker_sets() -> dict[str, list[dict]]:
     halpe = _openpose(HALPE26_NAMES, "upperneck")
     sets = {
@@ -462,8 +483,9 @@ def main() -> None:
     (MODELS_DIR / "body40.xml").write_text(body40_xml())
     MARKERSETS_DIR.mkdir(exist_ok=True)
     for name, rows in marker_sets().items():
-        doc = {"name": name, "units": "metres, body frame of the unscaled body40 model",
-               "keypoints": rows}
+        doc = {"name": name, "description": MARKER_SET_DESCRIPTIONS[name],
+               "units": "metres, body frame of the unscaled body40 model",
+               "feet": MARKER_SET_FEET[name], "keypoints": rows}
         (MARKERSETS_DIR / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 

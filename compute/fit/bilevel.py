@@ -1,0 +1,211 @@
+"""End-to-end differentiable fit of one session: bilevel scaling plus bundle adjustment.
+
+Parameters ``{phi_1..phi_N, beta, cameras}`` (Cotton 2024, "Differentiable Biomechanics Unlocks Opportunities for
+Markerless Motion Capture"): one implicit trajectory network per trial (``compute.trajectory``), subject
+parameters ``beta = (log_scale (G,), marker offsets (J,3))`` shared by all trials, and per-camera extrinsic
+deltas under the similarity gauge (``compute.fit.gauge``).  The inner level (poses of every trial) and the outer
+level (the subject's body) are optimised jointly by the optimiser of ``compute.fit.optimiser`` on the loss of
+``compute.fit.loss``.
+
+One compiled step serves every fit with the same shapes: the trial count and padded length fix the shapes (the
+frames per step are the same for every trial), and bundle adjustment on or off is a dynamic 0/1 gate on the
+camera gradients, not a static argument.  The step receives only the sub-configurations it reads
+(``LossConfig``, ``OptimiserConfig``) and the optimiser built from them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from compute import kinematics as kin
+from compute.cameras import Camera, camera_centers
+from compute.fit.evaluation import check_finite, evaluate_all_frames, session_gc, trial_metrics
+from compute.fit.gauge import effective_camera_delta, refined_rig
+from compute.fit.initialisation import initialise
+from compute.fit.loop import ConvergenceRule, ProgressCallback, run_loop
+from compute.fit.loss import session_loss
+from compute.fit.observability import trial_coordinate_sd
+from compute.swaps import detect_swaps, left_right_pairs
+from compute.fit.observations import prepare_session_data, validate_inputs
+from compute.fit.optimiser import make_optimizer, project_to_ball
+from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, FitVariables, SessionData, SessionFit,
+                               TrialFit, TrialObservations)
+from compute.params import FitParams, LossConfig, OptimiserConfig
+from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
+
+__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables", "run_optimisation",
+           "convergence_rule", "summarise_fit", "fit_session"]
+
+
+def bilevel_step(train: FitVariables, frozen: FitVariables, opt_state: optax.OptState, body: kin.BodyModel,
+               data: SessionData, key: jax.Array, camera_gate: jax.Array, optimizer: optax.GradientTransformation,
+               loss: LossConfig, optimiser: OptimiserConfig) -> tuple[FitVariables, optax.OptState, dict]:
+    """One (uncompiled) optimiser step of the bilevel fit -> (train, opt_state, loss terms).
+
+    camera_gate: float32 scalar multiplying the camera gradients (0 before bundle adjustment starts, 1 after).
+    Offsets are projected onto the ball of radius ``optimiser.max_offset_m`` after the update.
+    """
+    (_, terms), grads = eqx.filter_value_and_grad(session_loss, has_aux=True)(
+        train, frozen, body, data, key, loss, optimiser.time_points_per_trial)
+    grads = eqx.tree_at(lambda g: g.cameras, grads, jax.tree.map(lambda g: g * camera_gate, grads.cameras))
+    updates, opt_state = optimizer.update(grads, opt_state, train)
+    train = eqx.apply_updates(train, updates)
+    train = eqx.tree_at(lambda v: v.body.offsets, train, project_to_ball(train.body.offsets, optimiser.max_offset_m))
+    return train, opt_state, terms
+
+
+def make_train_step(max_traces: int | None = None) -> Callable:
+    """``bilevel_step`` compiled with ``eqx.filter_jit``; with ``max_traces`` it raises if it is traced more often
+    (a recompile guard: one compiled step must serve all trials and bundle adjustment on/off)."""
+    fn = bilevel_step
+    if max_traces is not None:
+        fn = eqx.debug.assert_max_traces(fn, max_traces=max_traces)
+    return eqx.filter_jit(fn)
+
+
+_DEFAULT_TRAIN_STEP = make_train_step()
+
+
+def partition_variables(variables: FitVariables) -> tuple[FitVariables, FitVariables]:
+    """(trainable, frozen) halves of ``variables``: the network layers, beta and the camera deltas train; the
+    networks' fixed leaves (root base path, joint limits, frequencies) do not."""
+    spec = FitVariables(networks=trainable_filter(variables.networks),
+                        body=jax.tree.map(lambda _: True, variables.body),
+                        cameras=jax.tree.map(lambda _: True, variables.cameras))
+    return eqx.partition(variables, spec)
+
+
+def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajectory, beta: BodyParams,
+                     params: FitParams, key: jax.Array, progress: ProgressCallback | None = None,
+                     train_step: Callable | None = None, n_steps: int | None = None,
+                     ) -> tuple[FitVariables, np.ndarray, int, str]:
+    """Optimise ``networks``/``beta``/camera deltas for ``n_steps`` (default ``params.optimiser.steps``), or fewer
+    when ``params.convergence.stop_when_converged`` and the loss has plateaued (:func:`convergence_rule`).
+
+    train_step: a step from ``make_train_step`` (default: a shared compiled one).  Returns (variables, loss history
+    (H, len(LOSS_HISTORY_COLUMNS)), steps done, stop reason).  Raises FitDivergedError on a non-finite loss
+    (checked every ``params.checks.divergence_check_every`` steps and at the end).
+    """
+    step_fn = train_step or _DEFAULT_TRAIN_STEP
+    n_cam = int(data.rig.rvec.shape[0])
+    variables = FitVariables(networks=networks, body=beta,
+                             cameras=CameraDelta(rotation=jnp.zeros((n_cam, 3)), centre=jnp.zeros((n_cam, 3))))
+    train, frozen = partition_variables(variables)
+    optimizer = make_optimizer(params.optimiser, params.bundle_adjustment.camera_learning_rate)
+    opt_state = optimizer.init(train)
+    total = params.optimiser.steps if n_steps is None else n_steps
+    camera_start = params.camera_start_step
+    gate_off, gate_on = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
+    step_keys = jax.random.split(key, total)
+
+    def step(i, state):
+        train, opt_state = state
+        train, opt_state, terms = step_fn(train, frozen, opt_state, body, data, step_keys[i],
+                                          gate_on if i >= camera_start else gate_off, optimizer, params.loss,
+                                          params.optimiser)
+        return (train, opt_state), terms
+
+    result = run_loop(step, (train, opt_state), total, LOSS_HISTORY_COLUMNS,
+                      history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
+                      progress=progress, convergence=convergence_rule(params, total))
+    return eqx.combine(result.state[0], frozen), result.history, result.steps_done, result.stop_reason
+
+
+def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | None:
+    """The early-stopping rule of a bilevel fit of ``total_steps`` (None when ``params.convergence`` is off).
+
+    Not evaluated before ``convergence_min_fraction`` of the steps, nor before two windows have passed since
+    the later of the bundle-adjustment and marker-offset starts (each stage lowers the loss when it begins).
+    """
+    config = params.convergence
+    if not config.stop_when_converged:
+        return None
+    window = config.convergence_window_steps
+    stage_starts = [params.bundle_adjustment.start_step(total_steps),
+                    int(round(params.optimiser.offset_start_fraction * total_steps))]
+    last_stage_start = max([s for s in stage_starts if s < total_steps], default=0)  # >= total: stage never runs
+    earliest = max(int(round(config.convergence_min_fraction * total_steps)), last_stage_start + 2 * window)
+    return ConvergenceRule(earliest_step=earliest, window_steps=window, tolerance=config.convergence_tolerance)
+
+
+def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservations], params: FitParams,
+                  variables: FitVariables, data: SessionData, history: np.ndarray, iterations: int,
+                  wall_start: float, seed: int) -> SessionFit:
+    """Evaluate the fitted variables at every frame and collect the SessionFit (``wall_start``: perf_counter at
+    the start of the fit).  Raises FitDivergedError on non-finite results."""
+    rotation, centre_shift = effective_camera_delta(variables.cameras, data.gauge_projection)
+    rotation, centre_shift = np.asarray(rotation), np.asarray(centre_shift)
+    rig = refined_rig(cameras, rotation, centre_shift)
+    qpos_list, marker_list = evaluate_all_frames(variables.networks, [tr.n_frames for tr in trials], body,
+                                                 variables.body)
+    log_scale = np.asarray(variables.body.log_scale)
+    offsets = np.asarray(variables.body.offsets)
+    check_finite("log_scale/offsets/cameras", log_scale, offsets, rig.rvec, rig.tvec)
+    errors, confs, trial_fits = [], [], []
+    for i, tr in enumerate(trials):
+        check_finite(f"trial {tr.name}", qpos_list[i], marker_list[i])
+        metrics = trial_metrics(rig, marker_list[i], tr, params.loss.huber_delta_px)
+        errors.append(metrics.errors)
+        confs.append(metrics.confidence)
+        net = unstack_trajectory(variables.networks, i)
+        times = np.arange(tr.n_frames) / tr.fps
+        trial_fits.append(TrialFit(
+            name=tr.name, times=times, qpos=qpos_list[i], markers=marker_list[i], gc_curve=metrics.gc_curve,
+            gc5=float(metrics.gc_curve[4]), per_camera_median_error_px=metrics.per_camera_median_error_px,
+            network=serialise_trajectory(net), network_config=network_config(net, params.network, 0.0,
+                                                                             float(times[-1])),
+            final_loss=metrics.final_loss, reprojection_errors=metrics.errors.astype(np.float32),
+            coordinate_sd_rad=trial_coordinate_sd(body, rig, qpos_list[i], log_scale, offsets, tr.confidence)))
+    gc = session_gc(errors, confs)
+    input_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, cameras)), np.float64)
+    refined_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, rig)), np.float64)
+    return SessionFit(
+        log_scale=log_scale, offsets=offsets, cameras=rig,
+        camera_rotation_change_deg=np.rad2deg(np.linalg.norm(rotation, axis=-1)),
+        camera_translation_change_m=np.linalg.norm(refined_centres - input_centres, axis=-1),
+        trials=trial_fits, loss_history=history, gc_curve=gc, gc5=float(gc[4]), iterations=iterations,
+        wall_time_s=time.perf_counter() - wall_start, seed=seed, params=params)
+
+
+def correct_left_right_swaps(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservations],
+                             ) -> list[TrialObservations]:
+    """Trials with the left/right labels of swapped camera frames exchanged back (``compute.swaps``); the pairs
+    come from the body's marker names."""
+    pairs = left_right_pairs(body.marker_names)
+    out = []
+    for tr in trials:
+        found = detect_swaps(cameras, tr.keypoints, tr.confidence, pairs)
+        out.append(TrialObservations(name=tr.name, fps=tr.fps, keypoints=found.keypoints,
+                                     confidence=found.confidence))
+    return out
+
+
+def fit_session(body: kin.BodyModel, cameras: Camera, trials: list[TrialObservations], params: FitParams,
+                seed: int = 0, progress: ProgressCallback | None = None, *,
+                train_step: Callable | None = None) -> SessionFit:
+    """Bilevel end-to-end fit of all trials of one session (+ bundle adjustment from camera_start_fraction).
+
+    body: scaled-model template; cameras: input calibration Camera(C,); trials: 2D keypoints per trial
+    (C,T,J,2) px with confidences (C,T,J); params: FitParams; seed: PRNG seed (same seed -> same result);
+    progress(step, total_steps, loss) is called with each loss-history row.  ``train_step`` (keyword-only) may be
+    a step from ``make_train_step(max_traces=...)`` to guard against recompiles.
+    Raises FitDivergedError if the loss becomes NaN/inf.
+    """
+    wall_start = time.perf_counter()
+    validate_inputs(body, cameras, trials)
+    if params.initialisation.correct_left_right_swaps:
+        trials = correct_left_right_swaps(body, cameras, trials)
+    key_init, key_fit = jax.random.split(jax.random.PRNGKey(seed))
+    networks, beta, _ = initialise(body, cameras, trials, params, key_init)
+    data = prepare_session_data(cameras, trials)
+    variables, history, iterations, stop_reason = run_optimisation(body, data, networks, beta, params, key_fit,
+                                                                   progress, train_step)
+    fit = summarise_fit(body, cameras, trials, params, variables, data, history, iterations, wall_start, seed)
+    fit.stop_reason = stop_reason
+    return fit

@@ -1,0 +1,78 @@
+"""Camera refinement under the similarity gauge of bundle adjustment.
+
+Images fix the rig and the subject only up to a similarity transform of the world (rotation, translation, and
+scale, since the overall body scale is free).  Camera deltas are parametrised per camera as a rotation
+``omega_c`` (rad; ``R_c' = R_c Rot(omega_c)^T``) and a centre shift ``dc_c`` (m; ``c_c' = c_c + dc_c``).  Before
+use the stacked (6C,) delta ``[omega_c, dc_c]`` is projected onto the orthogonal complement of the 7 gauge
+directions: an infinitesimal world translation (``dc_c = d``), rotation (``omega_c = q, dc_c = q x c_c``) and
+scaling (``dc_c = s (c_c - mean c)``).  So the rig can never drift rigidly as a whole away from the input
+calibration, and the reported changes (rotation angle, centre displacement) are relative to the input
+calibration.  This is preferred to fixing camera 0, which would make every other camera inherit camera 0's
+calibration error.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compute.cameras import Camera, camera_centers, matrix_to_rodrigues, project_points, rodrigues_to_matrix
+from compute.fit.types import CameraDelta
+
+__all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_delta", "refined_rig"]
+
+
+def gauge_projection_matrix(rig: Camera) -> np.ndarray:
+    """(6C,6C) float32 orthogonal projector removing the 7 similarity-gauge directions of the per-camera deltas
+    ``[omega_c (3), dc_c (3)]`` of the rig Camera(C,)."""
+    centres = np.asarray(camera_centers(rig), np.float64)
+    n_cam = centres.shape[0]
+    basis = []
+    for k in range(3):
+        e = np.eye(3)[k]
+        translation = np.zeros((n_cam, 6))
+        translation[:, 3:] = e
+        rotation = np.zeros((n_cam, 6))
+        rotation[:, :3] = e
+        rotation[:, 3:] = np.cross(e, centres)
+        basis += [translation.ravel(), rotation.ravel()]
+    scaling = np.zeros((n_cam, 6))
+    scaling[:, 3:] = centres - centres.mean(0)
+    basis.append(scaling.ravel())
+    q, _ = np.linalg.qr(np.stack(basis, 1))
+    return (np.eye(6 * n_cam) - q @ q.T).astype(np.float32)
+
+
+def effective_camera_delta(delta: CameraDelta, gauge_projection: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Gauge-projected deltas: (rotation (C,3) rad, centre shift (C,3) m)."""
+    n_cam = delta.rotation.shape[0]
+    flat = jnp.concatenate([delta.rotation, delta.centre], axis=1).reshape(-1)
+    flat = (gauge_projection @ flat).reshape(n_cam, 6)
+    return flat[:, :3], flat[:, 3:]
+
+
+def project_with_delta(rig: Camera, rotation: jax.Array, centre_shift: jax.Array, points: jax.Array) -> jax.Array:
+    """Project world points (...,3) m through the rig refined by per-camera deltas -> (C,...,2) px.
+
+    ``R' = R Rot(omega)^T, c' = c + dc`` is applied by moving the points instead of the camera:
+    ``X~ = Rot(omega)^T (X - c') + c`` seen by the input camera gives exactly the refined projection.
+    """
+    centres = camera_centers(rig)
+
+    def one(cam, omega, c, dc):
+        rot_t = rodrigues_to_matrix(omega).T
+        moved = (points - (c + dc)) @ rot_t.T + c
+        return project_points(cam, moved)
+
+    return jax.vmap(one)(rig, rotation, centres, centre_shift)
+
+
+def refined_rig(rig: Camera, rotation: np.ndarray, centre_shift: np.ndarray) -> Camera:
+    """Input rig Camera(C,) + gauge-projected deltas (C,3) rad, (C,3) m -> a new Camera(C,) with numpy leaves."""
+    R = np.asarray(rodrigues_to_matrix(jnp.asarray(rig.rvec)), np.float64)
+    d_rot = np.asarray(rodrigues_to_matrix(jnp.asarray(rotation, jnp.float32)), np.float64)
+    R_new = R @ np.swapaxes(d_rot, -1, -2)
+    c_new = np.asarray(camera_centers(rig), np.float64) + np.asarray(centre_shift, np.float64)
+    t_new = -np.einsum("cij,cj->ci", R_new, c_new)
+    return Camera(K=np.asarray(rig.K), dist=np.asarray(rig.dist), rvec=matrix_to_rodrigues(R_new).astype(np.float32),
+                  tvec=t_new.astype(np.float32), size=np.asarray(rig.size))

@@ -1,0 +1,130 @@
+"""The one fit loop shared by the bilevel fit, the trilevel fit and the two-stage baseline.
+
+A fit is a compiled ``step(step_index, state) -> (state, terms)`` applied up to ``total_steps`` times.  The loop
+records a loss-history row every ``history_every`` steps (and at the last step), keeping the terms on the
+device until a divergence check: every ``check_every`` steps (and at the end) the pending rows are read back,
+a non-finite value raises ``FitDivergedError`` (a fit never returns a NaN result), and each row is reported to
+the optional ``progress(step, total_steps, loss)`` callback.  Reading the terms back only at checks keeps the
+host from synchronising with the device on every step.
+
+With a :class:`ConvergenceRule` the loop may also stop at a check before the step budget, once the loss has
+plateaued (:func:`convergence_reason`); ``LoopResult.stop_reason`` says why the loop ended.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+import jax
+import numpy as np
+
+from compute.fit.types import FitDivergedError
+
+__all__ = ["ProgressCallback", "ConvergenceRule", "LoopResult", "convergence_reason", "run_loop"]
+
+State = TypeVar("State")
+ProgressCallback = Callable[[int, int, float], None]
+"""``progress(step, total_steps, loss)``: called with every loss-history row once it has been checked."""
+
+
+@dataclass(frozen=True)
+class ConvergenceRule:
+    """Stop once the windowed-median loss improves by less than ``tolerance`` (relative) over ``window_steps``.
+
+    earliest_step: the rule is not evaluated before this step (a fraction of the schedule, and late enough that
+    both windows lie after every stage start of the fit).  See :func:`convergence_reason`.
+    """
+
+    earliest_step: int
+    window_steps: int
+    tolerance: float
+
+
+def convergence_reason(steps: np.ndarray, losses: np.ndarray, rule: ConvergenceRule) -> str | None:
+    """Why the fit has converged at the last history row, or None to run on.
+
+    steps (H,) step indices of the loss-history rows (increasing), losses (H,) their total loss.  With k the
+    last step and w = rule.window_steps: L_now = median of the losses at steps in (k - w, k], L_before = median
+    at steps in (k - 2w, k - w]; converged when k >= rule.earliest_step, the history covers both windows and
+    ``(L_before - L_now) / |L_before| < rule.tolerance``.  A rising loss counts as converged too (negative
+    improvement): more steps at a decayed rate would not bring it back below the earlier window.
+    """
+    if len(steps) == 0:
+        return None
+    k, w = int(steps[-1]), rule.window_steps
+    if k < rule.earliest_step or k - 2 * w < steps[0]:  # not yet, or the earlier window is not fully recorded
+        return None
+    now = losses[(steps > k - w) & (steps <= k)]
+    before = losses[(steps > k - 2 * w) & (steps <= k - w)]
+    if len(now) == 0 or len(before) == 0:
+        return None
+    l_now, l_before = float(np.median(now)), float(np.median(before))
+    improvement = (l_before - l_now) / max(abs(l_before), 1e-30)
+    if improvement >= rule.tolerance:
+        return None
+    return (f"converged at step {k}: relative improvement {improvement:.2e} < {rule.tolerance:g} "
+            f"over {w} steps (median loss {l_before:.4g} -> {l_now:.4g})")
+
+
+@dataclass
+class LoopResult:
+    """Final state, loss history (H, len(columns)) float64 (first column: step), when a snapshot function was
+    given one snapshot of the state per history row (on the device), the number of steps run and why the loop
+    stopped ("step budget: N steps" or the converged message of :func:`convergence_reason`)."""
+
+    state: Any
+    history: np.ndarray
+    snapshots: list
+    steps_done: int
+    stop_reason: str
+
+
+def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]], state: State, total_steps: int,
+             columns: Sequence[str], *, history_every: int, check_every: int,
+             progress: ProgressCallback | None = None, snapshot: Callable[[State], Any] | None = None,
+             convergence: ConvergenceRule | None = None) -> LoopResult:
+    """Run ``state = step(i, state)`` for i in 0..total_steps-1; see the module docstring.
+
+    columns: history columns, the first is "step" and the others are keys of the step's terms; snapshot(state)
+    is recorded with every history row (e.g. the current marker sites); convergence: evaluated after every
+    divergence check, ends the loop early when it says so (None = run the full budget).  Raises
+    FitDivergedError at the first check that finds a non-finite term.
+    """
+    history: list[list[float]] = []
+    pending: list[tuple[int, Mapping[str, jax.Array]]] = []
+    snapshots: list = []
+    loss_column = columns.index("loss")
+
+    def flush() -> None:
+        for s, terms in pending:
+            row = [float(s)] + [float(terms[c]) for c in columns[1:]]
+            if not np.all(np.isfinite(row)):
+                raise FitDivergedError(f"compute.fit: loss became non-finite at step {s}: "
+                                       f"{dict(zip(columns, row))}")
+            history.append(row)
+            if progress is not None:
+                progress(s, total_steps, row[loss_column])
+        pending.clear()
+
+    def converged() -> str | None:
+        if convergence is None or not history:
+            return None
+        rows = np.asarray(history, np.float64)
+        return convergence_reason(rows[:, 0], rows[:, loss_column], convergence)
+
+    stop_reason, steps_done = f"step budget: {total_steps} steps", total_steps
+    for i in range(total_steps):
+        state, terms = step(i, state)
+        if i % history_every == 0 or i == total_steps - 1:
+            pending.append((i, terms))
+            if snapshot is not None:
+                snapshots.append(snapshot(state))
+        if (i + 1) % check_every == 0:
+            flush()
+            reason = converged() if i < total_steps - 1 else None
+            if reason is not None:
+                stop_reason, steps_done = reason, i + 1
+                break
+    flush()
+    return LoopResult(state=state, history=np.asarray(history, np.float64).reshape(-1, len(columns)),
+                      snapshots=snapshots, steps_done=steps_done, stop_reason=stop_reason)

@@ -1,0 +1,88 @@
+"""The optimiser of the bilevel fit: optax parameter groups, delayed starts and learning-rate schedules.
+
+Groups (``optax.multi_transform``, one label per parameter group):
+  * ``network``: trajectory networks - global-norm clipping + AdamW with a linear warm-up and exponential decay;
+  * ``body``: log-scales - Adam with the same schedule shape at the body rate;
+  * ``offset``: marker offsets - the same Adam, held at zero until ``offset_start_fraction`` of the steps, so
+    they cannot absorb pose errors (e.g. forearm pronation) before the joints have settled;
+  * ``camera``: camera deltas - Adam with its own small rate, decayed 10x over the run.  Bundle adjustment's late
+    start is not part of the optimiser: the train step multiplies the camera gradients by a dynamic 0/1 gate, so
+    fits with and without bundle adjustment share one compiled step, and the camera Adam moments start clean at
+    the start step (zero gradients give zero moments and zero updates).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from compute.fit.types import BodyParams, FitVariables
+from compute.params import OptimiserConfig
+
+__all__ = ["warmup_exponential", "zero_updates_before", "parameter_labels", "make_optimizer", "project_to_ball"]
+
+
+def warmup_exponential(peak: float, final: float, warmup: int, total: int, start: int = 0) -> optax.Schedule:
+    """Learning rate 0 before ``start``, then a linear warm-up over ``warmup`` steps to ``peak`` and an exponential
+    decay reaching ``final`` at step ``total``."""
+    decay_steps = max(total - start - warmup, 1)
+    inner = optax.warmup_exponential_decay_schedule(
+        init_value=0.0, peak_value=peak, warmup_steps=max(warmup, 1), transition_steps=1,
+        decay_rate=(final / peak) ** (1.0 / decay_steps), end_value=final)
+    if start == 0:
+        return inner
+    return lambda count: jnp.where(count < start, 0.0, inner(jnp.maximum(count - start, 0)))
+
+
+def zero_updates_before(start_step: int) -> optax.GradientTransformation:
+    """Zero every update before ``start_step`` (so the Adam that follows in a chain starts with clean moments)."""
+
+    def init(params):
+        del params
+        return jnp.zeros((), jnp.int32)
+
+    def update(updates, count, params=None):
+        del params
+        keep = (count >= start_step).astype(jnp.float32)
+        return jax.tree.map(lambda u: u * keep, updates), count + 1
+
+    return optax.GradientTransformation(init, update)
+
+
+def parameter_labels(variables: FitVariables) -> FitVariables:
+    """The optimiser group of every leaf of ``variables``: "network", "body", "offset" or "camera"."""
+    return FitVariables(networks=jax.tree.map(lambda _: "network", variables.networks),
+                        body=BodyParams(log_scale="body", offsets="offset"),
+                        cameras=jax.tree.map(lambda _: "camera", variables.cameras))
+
+
+@functools.lru_cache(maxsize=32)
+def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float) -> optax.GradientTransformation:
+    """The four-group optimiser of ``FitVariables`` (see module docstring).
+
+    Cached per (config, camera rate): the transformation is a static argument of the compiled step, so equal
+    configurations must give the identical object to share one compilation.
+    """
+    steps = optimiser.steps
+    ratio = optimiser.learning_rate_final / optimiser.learning_rate
+    network = optax.chain(
+        optax.clip_by_global_norm(optimiser.grad_clip_norm),
+        optax.adamw(warmup_exponential(optimiser.learning_rate, optimiser.learning_rate_final,
+                                       optimiser.warmup_steps, steps),
+                    b1=optimiser.adam_b1, b2=optimiser.adam_b2, weight_decay=optimiser.weight_decay))
+    body_schedule = warmup_exponential(optimiser.body_learning_rate, optimiser.body_learning_rate * ratio,
+                                       optimiser.warmup_steps, steps)
+    body = optax.adam(body_schedule)
+    offset_start = min(int(round(optimiser.offset_start_fraction * steps)), steps)
+    offset = optax.chain(zero_updates_before(offset_start), optax.adam(body_schedule))
+    camera = optax.adam(optax.exponential_decay(camera_learning_rate, max(steps, 1), 0.1))
+    return optax.multi_transform({"network": network, "body": body, "offset": offset, "camera": camera},
+                                 parameter_labels)
+
+
+def project_to_ball(vectors: jax.Array, radius: float) -> jax.Array:
+    """Scale each row of ``vectors`` (..., 3) down to norm ``radius`` where it is longer (projected gradient)."""
+    norm = jnp.sqrt(jnp.sum(vectors**2, axis=-1, keepdims=True) + 1e-12)
+    return vectors * jnp.minimum(1.0, radius / norm)

@@ -1,0 +1,72 @@
+"""Early stopping of the fit loop on synthetic loss curves (no JAX compile: the step is plain numpy)."""
+from __future__ import annotations
+
+import numpy as np
+
+from compute.fit.bilevel import convergence_rule
+from compute.fit.loop import ConvergenceRule, convergence_reason, run_loop
+from compute.params import PARAMETER_SETS
+
+COLUMNS = ("step", "loss")
+RULE = ConvergenceRule(earliest_step=400, window_steps=100, tolerance=1e-3)
+
+
+def _run(curve, rule=RULE, total=2000, history_every=10, check_every=50):
+    """run_loop over a loss curve loss(i); returns the LoopResult."""
+    def step(i, state):
+        return state + 1, {"loss": np.float32(curve(i))}
+    return run_loop(step, 0, total, COLUMNS, history_every=history_every, check_every=check_every,
+                    convergence=rule)
+
+
+def test_plateau_stops_at_the_first_check_after_two_flat_windows():
+    # exponential decay until step 600, flat afterwards: the windows (k-200, k-100], (k-100, k] are both flat
+    # from k = 790 on (rows every 10), so the loop ends at the check after step 799
+    result = _run(lambda i: 1.0 + 10.0 * np.exp(-min(i, 600) / 150.0))
+    assert result.steps_done < 2000
+    assert 800 <= result.steps_done <= 900, result.stop_reason
+    assert result.stop_reason.startswith("converged at step")
+    assert result.state == result.steps_done and result.history[-1, 0] < result.steps_done
+
+
+def test_still_decreasing_runs_the_whole_budget():
+    result = _run(lambda i: 100.0 / (1.0 + i / 50.0))  # still ~5 % per 100 steps at the end
+    assert result.steps_done == 2000 and result.stop_reason == "step budget: 2000 steps"
+    assert result.history[-1, 0] == 1999
+
+
+def test_noisy_plateau_stops():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.05, 2000)  # 5 % noise, far above the 0.1 % tolerance
+    result = _run(lambda i: 1.0 + 5.0 * np.exp(-i / 50.0) + noise[i])
+    assert result.steps_done < 1000, result.stop_reason
+    assert result.stop_reason.startswith("converged")
+
+
+def test_never_before_the_earliest_step():
+    flat = _run(lambda i: 1.0, rule=ConvergenceRule(earliest_step=1500, window_steps=100, tolerance=1e-3))
+    assert flat.steps_done >= 1500 and flat.stop_reason.startswith("converged at step 15")
+
+
+def test_reason_needs_both_windows_and_reports_the_numbers():
+    steps = np.arange(0, 150, 10.0)
+    assert convergence_reason(steps, np.ones_like(steps), ConvergenceRule(0, 100, 1e-3)) is None  # one window
+    steps = np.arange(0, 300, 10.0)
+    reason = convergence_reason(steps, np.ones_like(steps), ConvergenceRule(0, 100, 1e-3))
+    assert reason == ("converged at step 290: relative improvement 0.00e+00 < 0.001 over 100 steps "
+                      "(median loss 1 -> 1)")
+
+
+def test_without_a_rule_the_loop_runs_its_budget():
+    result = _run(lambda i: 1.0, rule=None)
+    assert result.steps_done == 2000 and result.stop_reason == "step budget: 2000 steps"
+
+
+def test_bilevel_rule_waits_for_every_stage_and_is_off_in_cpu_default():
+    assert convergence_rule(PARAMETER_SETS["cpu_default"], 2000) is None
+    params = PARAMETER_SETS["cpu_converge"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
+                                                     offset_start_fraction=0.4, camera_start_fraction=0.2)
+    rule = convergence_rule(params, 1000)
+    assert rule.earliest_step == 400 + 2 * 100  # offsets start at step 400, the later stage
+    never_ba = params.replace(camera_start_fraction=1.0, offset_start_fraction=0.0)
+    assert convergence_rule(never_ba, 1000).earliest_step == 200
