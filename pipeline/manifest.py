@@ -706,45 +706,83 @@ def encoded_row_bytes(row: dict) -> int:
     return size
 
 
-def keypoint_batches(trials: list[TrialPlan], max_packet: int) -> list[list[list[dict]]]:
-    """Per trial, its Keypoints rows grouped into INSERT statements that each stay under ``max_packet`` bytes.
+KeypointStatement = tuple[str, list[dict]]  # ("Keypoints" | "Keypoints.Chunk", rows of one INSERT)
+
+
+def split_keypoint_row(row: dict, max_packet: int) -> tuple[dict, list[dict]]:
+    """A Keypoints row too large for one statement → (master row with NULL points/confidence, Chunk rows).
+
+    Chunks hold consecutive frames, each sized to take at most ~80 % of ``max_packet`` in an INSERT (measured on
+    the chunk itself, halved until it fits, since compression makes the size per frame uneven).
+    Raises IngestError when even the master row (its ``frame_index``) or one frame does not fit.
+    """
+    master = dict(row, points=None, confidence=None)
+    if encoded_row_bytes(master) > max_packet:
+        raise IngestError(row["source"] or row["camera_name"], "keypoints",
+                          f"at most {max_packet / 2**20:.1f} MiB of frame indices per camera of a trial (the "
+                          f"server's max_allowed_packet); camera {row['camera_name']} has "
+                          f"{row['points'].shape[0]} frames: raise max_allowed_packet or split the recording")
+    points, confidence = row["points"], row["confidence"]
+    n_frames = points.shape[0]
+    key = {k: row[k] for k in ("subject_id", "session_id", "trial_name", "camera_name")}
+    per_frame = max(1.0, encoded_row_bytes(dict(points=points, confidence=confidence)) / max(n_frames, 1))
+    frames_per_chunk = max(1, int(0.8 * max_packet / per_frame))
+    chunks, start = [], 0
+    while start < n_frames:
+        stop = min(n_frames, start + frames_per_chunk)
+        chunk = dict(key, chunk_index=len(chunks), points=points[start:stop], confidence=confidence[start:stop])
+        if encoded_row_bytes(chunk) > max_packet:
+            if stop - start == 1:
+                raise IngestError(row["source"] or row["camera_name"], "keypoints",
+                                  f"one frame of camera {row['camera_name']} exceeds the server's "
+                                  f"max_allowed_packet ({max_packet} bytes)")
+            frames_per_chunk = max(1, (stop - start) // 2)
+            continue
+        chunks.append(chunk)
+        start = stop
+    return master, chunks
+
+
+def keypoint_batches(trials: list[TrialPlan], max_packet: int) -> list[list[KeypointStatement]]:
+    """Per trial, the INSERT statements of its Keypoints rows, each under ``max_packet`` bytes.
 
     All cameras of a long trial in one multi-row INSERT exceed the server's packet limit (6 min at 60 fps,
     4 cameras, 25 keypoints: ~27 MB against MariaDB's default 16 MB); grouped greedily they go in several
-    statements of the same transaction. One camera's row above the limit cannot be split (the table stores a
-    trial's camera in one row) and is an :class:`IngestError` naming the trial, the camera and both sizes.
+    statements of the same transaction. A camera whose row alone exceeds the limit (about 7 minutes at 60 fps
+    × 25 keypoints on a 16 MB server, so any hours-long trial) is stored as a master row with NULL arrays plus
+    ``Keypoints.Chunk`` parts of consecutive frames, one statement each (:func:`split_keypoint_row`).
     """
     batches = []
     for trial in trials:
-        groups: list[list[dict]] = []
+        statements: list[KeypointStatement] = []
+        chunk_statements: list[KeypointStatement] = []
         group_bytes = max_packet
         for row in trial.keypoints:
             size = encoded_row_bytes(row)
             if size > max_packet:
-                raise IngestError(row["source"] or trial.trial["trial_name"], "keypoints",
-                                  f"at most {max_packet / 2**20:.1f} MiB per camera of a trial (the server's "
-                                  f"max_allowed_packet); trial {trial.trial['trial_name']} camera "
-                                  f"{row['camera_name']} is {size / 2**20:.1f} MiB ({row['points'].shape[0]} frames): "
-                                  f"split the recording into shorter trials or raise max_allowed_packet")
+                row, chunks = split_keypoint_row(row, max_packet)
+                size = encoded_row_bytes(row)
+                chunk_statements.extend(("Keypoints.Chunk", [chunk]) for chunk in chunks)
             if group_bytes + size > max_packet:
-                groups.append([])
+                statements.append(("Keypoints", []))
                 group_bytes = 0
-            groups[-1].append(row)
+            statements[-1][1].append(row)
             group_bytes += size
-        batches.append(groups)
+        batches.append(statements + chunk_statements)  # parts after their masters
     return batches
 
 
-def insert_trials(trials: list[TrialPlan], keypoint_batches_per_trial: list[list[list[dict]]]) -> None:
+def insert_trials(trials: list[TrialPlan], keypoint_batches_per_trial: list[list[KeypointStatement]]) -> None:
     """Insert trials with their keypoints (``keypoint_batches_per_trial``: :func:`keypoint_batches`, one INSERT
-    per group), videos and walkway steps (call inside a transaction)."""
+    per statement), videos and walkway steps (call inside a transaction)."""
     from schemas import acquisition as acq
     from schemas import video
 
-    for trial, groups in zip(trials, keypoint_batches_per_trial, strict=True):
+    tables = {"Keypoints": acq.Keypoints, "Keypoints.Chunk": acq.Keypoints.Chunk}
+    for trial, statements in zip(trials, keypoint_batches_per_trial, strict=True):
         acq.Trial.insert1(trial.trial)
-        for rows in groups:
-            acq.Keypoints.insert(rows)
+        for table_name, rows in statements:
+            tables[table_name].insert(rows)
         video_trial, videos = trial.video_rows()
         if video_trial is not None:
             video.VideoTrial.insert1(video_trial)

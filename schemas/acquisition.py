@@ -147,13 +147,25 @@ class Keypoints(dj.Manual):
     -> Trial
     -> Camera
     ---
-    points : <blob>                    # (T, J, 2) float32, px; NaN where missing
-    confidence : <blob>                # (T, J) float32 in [0, 1]; 0 where missing
+    points = null : <blob>             # (T, J, 2) float32, px; NaN where missing; NULL: stored in Chunk parts
+    confidence = null : <blob>         # (T, J) float32 in [0, 1]; 0 where missing; NULL: stored in Chunk parts
     frame_index : <blob>               # (T,) int64 source frame / sync index, same for every camera of the trial
     n_missing_frames : int32           # frames of the trial without a detection in this camera
     detector = "" : varchar(64)        # name and version of the 2D detector
     source = "" : varchar(1000)        # source file or folder
     """
+
+    class Chunk(dj.Part):
+        definition = """
+        # consecutive frames of one camera's keypoints when the whole trial would not fit in one row: a row must
+        # travel in one SQL statement, at most the server's max_allowed_packet (16 MB on a default MariaDB: about
+        # 7 minutes at 60 fps x 25 keypoints); the master's points/confidence are then NULL
+        -> master
+        chunk_index : int32            # 0, 1, ... in frame order
+        ---
+        points : <blob>                # (T_chunk, J, 2) float32, px
+        confidence : <blob>            # (T_chunk, J) float32 in [0, 1]
+        """
 
 
 @schema

@@ -64,9 +64,26 @@ def trial_keypoints(trial_key: dict, camera_names: list[str], n_frames: int, n_j
     restriction = dict(session_only(trial_key), trial_name=trial_key["trial_name"])
     for row in (table & restriction).to_dicts(order_by="camera_name"):
         c = camera_names.index(row["camera_name"])
-        keypoints[c] = np.asarray(row["points"], np.float32)
-        confidence[c] = np.asarray(row["confidence"], np.float32)
+        points, weights = camera_keypoints(row)
+        keypoints[c] = points
+        confidence[c] = weights
     return keypoints, confidence
+
+
+def camera_keypoints(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One ``acquisition.Keypoints`` row's arrays, joined from its ``Chunk`` parts when the row holds NULL.
+
+    Returns points (T, J, 2) float32 px and confidence (T, J) float32.
+    """
+    if row["points"] is not None:
+        return np.asarray(row["points"], np.float32), np.asarray(row["confidence"], np.float32)
+    key = {name: row[name] for name in acquisition.Keypoints.primary_key}
+    chunks = require_columns(acquisition.Keypoints.Chunk, "chunk_index", "points", "confidence") & key
+    parts = chunks.to_dicts(order_by="chunk_index")
+    if not parts:
+        raise LookupError(f"acquisition.Keypoints {key}: points are NULL and no Keypoints.Chunk rows exist")
+    return (np.concatenate([np.asarray(p["points"], np.float32) for p in parts]),
+            np.concatenate([np.asarray(p["confidence"], np.float32) for p in parts]))
 
 
 def session_observations(session_key: dict) -> dict:
