@@ -164,3 +164,27 @@ def test_private_server_starts_on_its_own_port_and_stops(tmp_path):
     assert not is_reachable("127.0.0.1", info["port"])
     assert not (tmp_path / "mysql" / "server.json").exists()
     shutil.rmtree(tmp_path / "mysql", ignore_errors=True)
+
+
+@pytest.mark.parametrize("prefix", ["a;drop", "Lab-1", "1lab", "x" * 41, "lab name", ""])
+def test_a_prefix_that_cannot_name_a_database_is_a_one_line_error(prefix, db_connection, capsys):
+    from pipeline import cli
+
+    before = {row[0] for row in db_connection.query("SHOW DATABASES").fetchall()}
+    assert cli.main(["--prefix", prefix, "db", "status"]) == cli.EXIT_BAD_INPUT
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "--prefix" in errors[0] and "lower-case letter" in errors[0]
+    assert {row[0] for row in db_connection.query("SHOW DATABASES").fetchall()} == before
+
+
+def test_commands_print_no_import_noise(tmp_path):
+    """No "Failed to import warp" (mujoco-mjx) and no packaging deprecation warnings on an ordinary command."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0
+    noise = [line for line in (done.stdout + done.stderr).splitlines()
+             if "warp" in line.lower() or "Warning" in line]
+    assert noise == []
