@@ -254,8 +254,8 @@ class WorkerGuard:
     the main one may be mid-query or mid-transaction), removes the heartbeat row, prints one line through
     ``announce`` and ends the process with ``os._exit(128 + signal)``: 143 for SIGTERM, 130 for SIGINT. Ending
     there skips the interpreter's teardown while XLA threads run, and the server rolls back any transaction
-    the closed connection held. Meanwhile the main thread's handler raises :class:`WorkerInterrupted`
-    (uncaught by ``populate``) so it reserves nothing new, and waits for the watcher when it leaves the guard.
+    the closed connection held. Meanwhile the main thread's handler waits for the watcher, and raises
+    :class:`WorkerInterrupted` (uncaught by ``populate``) only if the watcher has already gone.
     Must be entered in the main thread.
     """
 
@@ -269,8 +269,12 @@ class WorkerGuard:
         self._pipe: tuple[int, int] | None = None
         self._watcher: threading.Thread | None = None
 
-    @staticmethod
-    def _raise(signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # The watcher thread ends the process (os._exit) once it has released this worker's jobs: the main thread
+        # only waits for it. Raising at once instead would surface wherever the main thread happens to be, e.g.
+        # inside a garbage-collection callback, where Python prints the exception as a traceback and carries on.
+        if self._watcher is not None and self._watcher.is_alive():
+            self._watcher.join()
         raise WorkerInterrupted(signum)
 
     def __enter__(self) -> "WorkerGuard":
@@ -280,7 +284,7 @@ class WorkerGuard:
         self._pipe = (read_fd, write_fd)
         self._previous_wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         for signum in INTERRUPTING_SIGNALS:
-            self._previous_handlers[signum] = signal.signal(signum, self._raise)
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
         self._watcher = threading.Thread(target=self._watch, args=(read_fd,), name="mmc-signal-watcher",
                                          daemon=True)
         self._watcher.start()

@@ -23,7 +23,7 @@ def two_fits(database):
     joints = list(acq.KeypointSet.proj("joint_names").to_dicts()[0]["joint_names"])
     model.BaseModel.insert1(dict(base_model="restr40", model_version="0", mjcf_xml="<mujoco/>",
                                  body_names=["pelvis"], scale_group_names=["overall"], scale_matrix=np.ones((1, 1)),
-                                 content_hash="e" * 40), skip_duplicates=True)
+                                 content_hash="d" * 40), skip_duplicates=True)
     session = dict(subject_id="R01", session_id="2024-03-01")
     acq.Subject.insert1(dict(subject_id="R01", population="control"))
     acq.Session.insert1(session)

@@ -47,7 +47,7 @@ def test_two_workers_compute_each_fit_exactly_once(four_tasks, db_prefix, db_con
     from schemas import fitting, gait
 
     command = [sys.executable, "-m", "pipeline.cli", "--prefix", db_prefix, "worker", "BilevelFit", "GaitMetrics",
-               "--exit-when-idle", "--no-auto-task", "--restrict", "subject_id like 'W%%'"]
+               "--exit-when-idle", "--no-auto-task", "--where", "subject_id like 'W%%'"]
     env = _worker_env(db_config)
     workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
