@@ -29,6 +29,7 @@ __all__ = [
     "BaselineConfig",
     "ChecksConfig",
     "ConvergenceConfig",
+    "CrossValidationConfig",
     "FitParams",
     "PARAMETER_SETS",
 ]
@@ -126,7 +127,9 @@ class PriorConfig:
     weight is ``p^2 / (C J)`` (C cameras, J keypoints): 2 px, 8 cameras, 25 keypoints -> 0.02.
 
     posture_weight: weight of the posture prior pulling weakly observed coordinates toward neutral:
-      lumbar_extension/bending/rotation (sd lumbar_sd_deg, neutral 0), pro_sup_r/l (sd pro_sup_sd_deg, neutral
+      lumbar_extension (sd lumbar_sd_deg, neutral lumbar_extension_neutral_deg: the lordosis of an upright trunk
+      over an anteriorly tilted pelvis, pelvis_tilt = -neutral), lumbar_bending/rotation (sd lumbar_sd_deg,
+      neutral 0), pro_sup_r/l (sd pro_sup_sd_deg, neutral
       pro_sup_neutral_deg: 90 = palm facing the thigh), subtalar_angle_r/l if the model has them (sd
       subtalar_sd_deg, neutral 0), wrist_flex/wrist_dev_r/l (sd wrist_sd_deg, neutral 0).
     joint_limit_weight: weight of the soft joint-limit penalty ``1/2 (violation / joint_limit_scale_deg)^2``
@@ -134,11 +137,13 @@ class PriorConfig:
     lumbopelvic_weight: weight of the lumbopelvic-rhythm coupling: the lumbar spine contributes the fraction
       lumbopelvic_ratio of the trunk's sagittal (pelvis_tilt + lumbar_extension) and frontal (pelvis_list +
       lumbar_bending) inclination, the pelvis the rest; residual ``lumbar - ratio * (pelvis + lumbar)`` with
-      sd lumbopelvic_sd_deg.  This pins the pelvis tilt relative to the trunk, which the hips alone cannot.
+      sd lumbopelvic_sd_deg (the lumbar term measured from lumbar_extension_neutral_deg).  This pins the pelvis
+      tilt relative to the trunk, which the hips alone cannot.
     """
 
     posture_weight: float = 0.0
     lumbar_sd_deg: float = 10.0
+    lumbar_extension_neutral_deg: float = 0.0
     pro_sup_sd_deg: float = 30.0
     pro_sup_neutral_deg: float = 90.0
     subtalar_sd_deg: float = 10.0
@@ -190,14 +195,59 @@ class BundleAdjustmentConfig:
 
     camera_start_fraction: cameras train from this fraction of the steps on (>= 1 = never).
     camera_learning_rate: Adam rate of the camera rotation (rad) and centre (m) deltas, decayed 10x over the run.
+    fit_time_offsets: also fit a per-camera time offset delta_c (s; camera c's frame i shows the body at
+      ``i / fps + delta_c``), mean zero over the observed cameras (``compute.fit.gauge.effective_time_offsets``),
+      trained from the first step: started later, with the camera centres the camera deltas absorb part of a
+      time shift as a displacement along the walking direction.  False: the fit is exactly the one without.
+    max_time_offset_s: bound on |delta_c| (s; 0.2 s = 6 frames at 30 fps, 12 at 60 fps).
+    time_offset_learning_rate_s: Adam rate of the offsets (s per step), decayed 10x over the run.
     """
 
     camera_start_fraction: float = 0.2
     camera_learning_rate: float = 1e-3
+    fit_time_offsets: bool = False
+    max_time_offset_s: float = 0.2
+    time_offset_learning_rate_s: float = 2e-3
 
     def start_step(self, steps: int) -> int:
         """First step (of ``steps``) at which camera parameters receive updates."""
         return int(round(self.camera_start_fraction * steps))
+
+
+@dataclass(frozen=True)
+class CrossValidationConfig:
+    """Held-out validation of a finished bilevel fit (``compute.fit.crossval``); read only by that check, never by
+    the fit itself.
+
+    refit_steps_fraction: each refit (one per held-out camera, two for the calibration check) runs the last
+      fraction of the fit's schedule (learning rates, bundle-adjustment gate) from the fitted trajectories and
+      body (``warm_start``), or the whole schedule from a fresh initialisation when ``warm_start`` is False.
+    warm_start: start the refits from the full fit.  Cheap, but the full fit has seen the held-out data, so the
+      held-out errors are a little optimistic where the remaining views leave a pose undetermined.
+    held_out_frame_every: the calibration check leaves out every k-th frame (k = this; frames k//2, k//2 + k, ...
+      so neither end of a trial is extrapolated) in all cameras.
+    min_relative_improvement: bundle adjustment "improves" a camera when its held-out-frame median error through
+      the refined rig is below (1 - this) x the one of a refit that kept the input calibration.
+    max_rotation_change_deg, max_centre_change_mm: a camera refined further than either limit without a held-out
+      improvement is flagged.
+    triangulation_outlier_px: outlier threshold of the robust triangulation the fit is compared with.
+    """
+
+    refit_steps_fraction: float = 0.5
+    warm_start: bool = True
+    held_out_frame_every: int = 5
+    min_relative_improvement: float = 0.02
+    max_rotation_change_deg: float = 1.0
+    max_centre_change_mm: float = 20.0
+    triangulation_outlier_px: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.refit_steps_fraction <= 1.0:
+            raise ValueError(f"CrossValidationConfig.refit_steps_fraction: expected in (0, 1], got "
+                             f"{self.refit_steps_fraction}")
+        if self.held_out_frame_every < 2:
+            raise ValueError(f"CrossValidationConfig.held_out_frame_every: expected >= 2, got "
+                             f"{self.held_out_frame_every}")
 
 
 @dataclass(frozen=True)
@@ -282,6 +332,7 @@ _SECTIONS: dict[str, type] = {
     "baseline": BaselineConfig,
     "checks": ChecksConfig,
     "convergence": ConvergenceConfig,
+    "crossval": CrossValidationConfig,
 }
 # field name -> section: field names are unique across sections, so ``FitParams.replace(steps=...)`` is unambiguous
 _FIELD_SECTION: dict[str, str] = {f.name: section for section, cls in _SECTIONS.items()
@@ -305,6 +356,7 @@ class FitParams:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
+    crossval: CrossValidationConfig = field(default_factory=CrossValidationConfig)
 
     def __post_init__(self) -> None:
         for name, cls in _SECTIONS.items():
@@ -418,9 +470,14 @@ PARAMETER_SETS: dict[str, FitParams] = {
     # cpu_default plus the joint-angle priors of PriorConfig, for sparse keypoint sets (COCO17, HALPE26, BODY25B,
     # BLAZEPOSE33: two hip and two shoulder points), whose images leave pelvis tilt, lumbar extension and hip
     # flexion trading off.  Weights 0.02 ~ a Gaussian prior against 2 px detections in 8 cameras x 25 keypoints.
-    # Dense marker sets (MOVI87) pin these angles and use cpu_default.
-    "cpu_sparse": FitParams(loss=LossConfig(priors=PriorConfig(
-        posture_weight=0.02, joint_limit_weight=0.02, lumbopelvic_weight=0.02))),
+    # Dense marker sets (MOVI87) pin these angles and use cpu_default.  Neutral lumbar extension 8 deg (pelvis
+    # -8): the mean of the synthetic walks (pelvis ~10 deg anterior tilt in steady gait, lordosis re-erecting the
+    # trunk); the fit returns it along the invisible pelvis/lumbar/hip direction (bench/bench_sparse.py).
+    # Single-view left/right swaps are common with these detectors: corrected before the fit.
+    "cpu_sparse": FitParams(
+        loss=LossConfig(priors=PriorConfig(posture_weight=0.02, joint_limit_weight=0.02, lumbopelvic_weight=0.02,
+                                           lumbar_extension_neutral_deg=8.0)),
+        initialisation=InitialisationConfig(correct_left_right_swaps=True)),
     # cpu_default that stops once the loss has plateaued (see ConvergenceConfig and bench/bench_convergence.py)
     "cpu_converge": FitParams(convergence=ConvergenceConfig(stop_when_converged=True)),
 }

@@ -29,6 +29,10 @@ Conventions
   segment masses from the subject's ``mass_kg`` (a default adult mass when unknown).
 * CSV: ``time_s`` then one column per coordinate (``<name>_deg`` or ``<name>_m``); markers in long-wide
   form ``time_s, <marker>_x_m, <marker>_y_m, <marker>_z_m`` in our world frame (Z-up, metres).
+* ``<stem>_observability.csv`` (when the fit stored posterior SDs): ``coordinate, posterior_sd, unit,
+  determined_by_images``; ``False`` marks coordinates the images do not pin (sparse keypoint sets: pelvis tilt,
+  lumbar extension, forearm rotation...), whose values come from the fit's priors
+  (:func:`compute.fit.observability.weakly_observed`).
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ import datajoint as dj
 import numpy as np
 import pandas as pd
 
+from compute.fit.observability import weakly_observed
 from pipeline.c3d_export import write_c3d
 from pipeline.db import Database, open_database
 from pipeline.importers.errors import IngestError
@@ -61,7 +66,8 @@ class TrialExport:
     times: (T,) seconds; qpos: (T, Q) with translations in metres and angles in radians;
     joint_names: (Q,) OpenSim coordinate names; markers: (T, J, 3) metres, world frame (Z-up);
     marker_names: (J,); fps: frame rate in Hz (inferred from ``times`` when None); fit_key: the key of the fit it
-    belongs to (``subject_id``, ``session_id``, ``base_model``, ``params_name``), None when unknown.
+    belongs to (``subject_id``, ``session_id``, ``base_model``, ``params_name``), None when unknown;
+    coordinate_sd: (Q,) posterior SD per coordinate (rad, m for translations) or None when not computed.
     """
 
     name: str
@@ -72,6 +78,7 @@ class TrialExport:
     marker_names: tuple[str, ...] | None = None
     fps: float | None = None
     fit_key: dict | None = None
+    coordinate_sd: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +356,16 @@ def write_joint_angles_csv(path: str | Path, times: np.ndarray, qpos: np.ndarray
     return path
 
 
+def observability_frame(coordinate_sd: np.ndarray, joint_names: Sequence[str]) -> pd.DataFrame:
+    """One row per coordinate: ``coordinate``, ``posterior_sd`` (deg, or m for translations), ``unit`` and
+    ``determined_by_images`` (False: the images do not pin it; its value comes from the priors)."""
+    sd = np.asarray(coordinate_sd, dtype=float)
+    translation = np.array([is_translation(n) for n in joint_names])
+    return pd.DataFrame({"coordinate": list(joint_names), "posterior_sd": np.where(translation, sd, np.degrees(sd)),
+                         "unit": np.where(translation, "m", "deg"),
+                         "determined_by_images": ~weakly_observed(tuple(joint_names), sd)})
+
+
 def write_markers_csv(path: str | Path, times: np.ndarray, markers: np.ndarray, marker_names: Sequence[str]) -> Path:
     """Write :func:`markers_frame` as CSV."""
     path = Path(path)
@@ -395,6 +412,10 @@ def export_trial(trial: TrialExport, out_dir: str | Path, units: str = "mm", ope
         written["c3d"] = write_c3d(out_dir / f"{stem}.c3d", trial.markers, names,
                                    trial.fps if trial.fps is not None else infer_rate(trial.times), units=units)
         written["markers_csv"] = write_markers_csv(out_dir / f"{stem}_markers.csv", trial.times, trial.markers, names)
+    if trial.coordinate_sd is not None:
+        path = out_dir / f"{stem}_observability.csv"
+        observability_frame(trial.coordinate_sd, trial.joint_names).to_csv(path, index=False, float_format="%.6g")
+        written["observability_csv"] = path
     return written
 
 
@@ -423,6 +444,7 @@ def fetch_trial_exports(database: Database, restriction: Any = None) -> list[Tri
         marker_names=row["marker_names"],
         fps=float(row["fps"]),
         fit_key={k: row[k] for k in results.FIT_MODEL_KEY},
+        coordinate_sd=None if row.get("coordinate_sd") is None else np.asarray(row["coordinate_sd"], dtype=float),
     ) for row in rows]
 
 

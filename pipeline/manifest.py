@@ -31,6 +31,12 @@ A manifest (TOML, paths relative to it)::
     camera_map = {cam01_json = "cam_1"}  # optional: keypoint source -> calibration camera
     person = 0                     # optional (openpose): which of several people is the subject (see below)
 
+Several participants filmed together (trials given by ``videos``): ``[[subjects]]`` instead of ``[subject]``,
+one table per participant with the subject keys plus one rule choosing them among the people the detector finds
+(``near_m = [x, y]``: nearest this world point, e.g. the walkway centre; ``track = { camera = "cam01", id = N }``:
+detected as track N in that camera; ``person = N``: N-th by confidence). Each becomes its own subject and session
+(same cameras and videos), all inserted in one transaction (:mod:`pipeline.videos`).
+
 World alignment: ``world_alignment = "auto"`` is for calibrations whose world is not Z-up with the floor at
 z = 0 (Caliscope: the world is camera 1's frame). After reading the calibration and the keypoints, the subject's
 keypoints are triangulated (:func:`compute.triangulation.triangulate_trajectories`, 100 px outlier threshold) in
@@ -82,15 +88,17 @@ from pipeline.importers.keypoints import (CameraKeypoints, align_frames, keypoin
 from pipeline.importers.multiperson import choose_subject, rig_from_rows
 from pipeline.importers.naming import match_cameras, normalize_camera_name
 from pipeline.importers.walkway import parse_walkway_csv
-from pipeline.videos import TrialVideos, plan_trial_videos
+from pipeline.videos import (SELECTION_KEYS, TrialVideos, apply_subject_rule, check_subject_tables,
+                             describe_selection, insert_trial_videos, plan_trial_videos, subject_entry)
 from compute.markersets import KEYPOINT_SETS
+from compute.sync import check_sync, sync_warning
 
 KEY_PATTERN_LENGTH = 32
 SUBJECT_KEYS = ("id", "population", "height_m", "mass_kg", "sex", "birth_year", "notes")
 SESSION_KEYS = ("id", "calibration", "calibration_format", "calibration_unit", "world_alignment", "location", "notes")
 TRIAL_KEYS = ("name", "activity", "fps", "keypoints", "keypoints_format", "keypoint_set", "walkway",
               "assistive_device", "detector", "camera_map", "person", "videos")
-TOP_LEVEL_KEYS = ("subject", "session", "trials")
+TOP_LEVEL_KEYS = ("subject", "subjects", "session", "trials")
 SUBJECT_RANGES = {"height_m": (0.3, 2.8), "mass_kg": (1.0, 500.0)}  # beyond any person; also the columns' range
 FIRST_BIRTH_YEAR = 1900
 FPS_RANGE = (1.0, 10_000.0)
@@ -136,13 +144,14 @@ class TrialPlan:
     files: list[tuple[FileRecord, str]] = field(default_factory=list)  # (file, camera name or "")
     videos: TrialVideos | None = None
     person: int | None = None  # manifest `person`: which of several people is the subject
+    selection: dict | None = None  # the subject's rule among several people (pipeline.videos.selection_from_manifest)
 
     def video_rows(self) -> tuple[dict | None, list[dict]]:
         """The ``VideoTrial`` row (None without videos) and the ``Video`` rows."""
         if self.videos is None:
             return None, []
         key = {k: self.trial[k] for k in ("subject_id", "session_id", "trial_name")}
-        return (dict(key, n_videos=len(self.videos.videos), person=self.person,
+        return (dict(key, n_videos=len(self.videos.videos), person=self.person, selection=self.selection,
                      consistency_warning=self.videos.warning),
                 [dict(key, **video) for video in self.videos.videos])
 
@@ -150,6 +159,7 @@ class TrialPlan:
         t = self.trial
         if t["keypoints_format"] == "video":
             person = "" if self.person is None else f", subject = person {self.person}"
+            person += "" if self.selection is None else f", subject = {describe_selection(self.selection)}"
             views = f"videos of {len(self.videos.videos)} cameras (keypoints to come from detection{person})"
         else:
             views = f"{len(self.keypoints)} cameras"
@@ -300,12 +310,16 @@ def load_manifest(path: str | Path) -> tuple[dict, FileRecord]:
     except RecursionError:
         raise IngestError(path, "file", "TOML nested at most a few hundred levels deep") from None
     check_keys(data, TOP_LEVEL_KEYS, path, "")
+    for index, table in enumerate(data["subjects"] if isinstance(data.get("subjects"), list) else []):
+        if isinstance(table, dict):
+            check_keys(table, SUBJECT_KEYS + SELECTION_KEYS, path, f"subjects[{index}]")
+    check_subject_tables(data, path)  # [subject] or [[subjects]] (several participants filmed together)
     for section in ("subject", "session"):
         if not isinstance(data.get(section), dict):
             raise IngestError(path, f"[{section}]", "a table")
     if not isinstance(data.get("trials", []), list):
         raise IngestError(path, "[[trials]]", "an array of tables")
-    check_keys(data["subject"], SUBJECT_KEYS, path, "subject")
+    check_keys(data["subject"], SUBJECT_KEYS + SELECTION_KEYS, path, "subject")
     check_keys(data["session"], SESSION_KEYS, path, "session")
     for index, trial in enumerate(data.get("trials", [])):
         if isinstance(trial, dict):
@@ -438,8 +452,23 @@ def plan_trial(trial: dict, index: int, manifest: Path, session_key: dict, calib
     if aligned.left_out:
         plan.notes.append("points outside " + keypoint_set + " left out: "
                           + ", ".join(f"{group} {count}" for group, count in sorted(aligned.left_out.items())))
+    sync = _sync_warning(keypoint_rows, [calibration_cameras[mapping[n]] for n in aligned.cameras], fps)
+    if sync:  # stored with the trial (Trial.sync_warning) and printed with the summary
+        plan.notes.append(sync)
+        trial_row["sync_warning"] = sync[:1000]
     _plan_walkway(plan, trial, manifest, section, trial_key)
     return plan
+
+
+def _sync_warning(keypoint_rows: list[dict], camera_rows: list[dict], fps: float) -> str:
+    """``compute.sync`` pre-check of a trial's keypoints (rows of one camera each, with their Camera rows in the
+    same order): "" when the cameras see the same instants within a frame, else the warning naming the cameras
+    that look shifted in time."""
+    if len(keypoint_rows) < 2:
+        return ""
+    check = check_sync(rig_from_rows(camera_rows), np.stack([row["points"] for row in keypoint_rows]),
+                       np.stack([row["confidence"] for row in keypoint_rows]))
+    return sync_warning(check, [row["camera_name"] for row in keypoint_rows], fps)
 
 
 def _plan_video_trial(trial: dict, manifest: Path, section: str, session_key: dict, name: str, activity: str,
@@ -547,11 +576,13 @@ def _duplicates_ignoring_case(names: list[str]) -> list[str]:
     return sorted({n for n, f in zip(names, folded) if folded.count(f) > 1})
 
 
-def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPlan:
-    """Validate the manifest and read every file it names; nothing touches the database."""
+def plan_session(path: str | Path, lookups: Lookups | None = None, subject_index: int = 0) -> SessionPlan:
+    """Validate the manifest and read every file it names; nothing touches the database. ``subject_index``:
+    which entry of ``[[subjects]]`` (a manifest with one ``[subject]`` has only 0)."""
     manifest = resolve_path(path, path, "manifest")
     lookups = lookups or Lookups.builtin()
     data, manifest_file = load_manifest(manifest)
+    data, selection = subject_entry(data, subject_index, manifest)
     subject = _subject_row(data, manifest, lookups)
     session_table = data["session"]
     session_id = _key(_get(session_table, manifest, "session", "id", str), manifest, "session.id")
@@ -583,6 +614,7 @@ def plan_session(path: str | Path, lookups: Lookups | None = None) -> SessionPla
     if duplicates:
         raise IngestError(manifest, "trials.name", f"trial names unique ignoring letter case (the database does "
                                                    f"not distinguish them), repeated: {', '.join(duplicates)}")
+    apply_subject_rule(plans, selection, manifest, subject_index)
     alignment = _choice(_get(session_table, manifest, "session", "world_alignment", str, required=False,
                              default="none"), set(WORLD_ALIGNMENTS), manifest, "session.world_alignment", "one of")
     if alignment == "auto":
@@ -667,17 +699,25 @@ def check_same_subject(manifest: Path, declared: dict, stored: dict) -> None:
 
 def insert_plan(plan: SessionPlan, connection) -> dict[str, int]:
     """Insert the whole session in one transaction; returns the row counts inserted."""
+    return insert_plans([plan], connection)[0]
+
+
+def insert_plans(plans: list[SessionPlan], connection) -> list[dict[str, int]]:
+    """Insert sessions (one per subject of a manifest) all in one transaction; returns each one's row counts."""
     from schemas import acquisition as acq
 
-    check_not_present(plan)
-    batches = keypoint_batches(plan.trials, max_packet_bytes(connection))  # too large a row: error before writing
+    for plan in plans:
+        check_not_present(plan)
+    max_packet = max_packet_bytes(connection)
+    batches = [keypoint_batches(plan.trials, max_packet) for plan in plans]  # too large a row: error before writing
     with connection.transaction:
-        acq.Subject.insert1(plan.subject, skip_duplicates=True)
-        acq.Session.insert1(plan.session)
-        acq.Camera.insert(plan.cameras)
-        insert_trials(plan.trials, batches)
-        acq.SourceFile.insert(plan.source_files())
-    return plan.row_counts()
+        for plan, plan_batches in zip(plans, batches):
+            acq.Subject.insert1(plan.subject, skip_duplicates=True)
+            acq.Session.insert1(plan.session)
+            acq.Camera.insert(plan.cameras)
+            insert_trials(plan.trials, plan_batches)
+            acq.SourceFile.insert(plan.source_files())
+    return [plan.row_counts() for plan in plans]
 
 
 # A Keypoints INSERT carries, besides its blobs, the column list, keys, short text and DataJoint's provenance
@@ -776,7 +816,6 @@ def insert_trials(trials: list[TrialPlan], keypoint_batches_per_trial: list[list
     """Insert trials with their keypoints (``keypoint_batches_per_trial``: :func:`keypoint_batches`, one INSERT
     per statement), videos and walkway steps (call inside a transaction)."""
     from schemas import acquisition as acq
-    from schemas import video
 
     tables = {"Keypoints": acq.Keypoints, "Keypoints.Chunk": acq.Keypoints.Chunk}
     for trial, statements in zip(trials, keypoint_batches_per_trial, strict=True):
@@ -785,11 +824,27 @@ def insert_trials(trials: list[TrialPlan], keypoint_batches_per_trial: list[list
             tables[table_name].insert(rows)
         video_trial, videos = trial.video_rows()
         if video_trial is not None:
-            video.VideoTrial.insert1(video_trial)
-            video.Video.insert(videos)
+            insert_trial_videos(video_trial, videos)
         if trial.walkway:
             acq.WalkwaySteps.insert1(trial.walkway)
             acq.WalkwaySteps.Footfall.insert(trial.footfalls)
+
+
+def ingest_sessions(path: str | Path, connection=None, dry_run: bool = False) -> list[SessionPlan]:
+    """:func:`ingest_session` for a manifest with one ``[subject]`` or several ``[[subjects]]`` (participants
+    filmed together: one session per subject, all inserted in one transaction or none)."""
+    lookups = Lookups.from_database() if connection is not None else Lookups.builtin()
+    data, _ = load_manifest(resolve_path(path, path, "manifest"))
+    plans = [plan_session(path, lookups, i) for i in range(len(data.get("subjects", [data["subject"]])))]
+    for plan in plans:
+        plan.dry_run = dry_run
+        if connection is not None:
+            check_not_present(plan)
+    if not dry_run:
+        if connection is None:
+            raise ValueError("a database connection is needed to insert")
+        insert_plans(plans, connection)
+    return plans
 
 
 def ingest_session(path: str | Path, connection=None, dry_run: bool = False) -> SessionPlan:

@@ -2,10 +2,14 @@
 
 Computed tables, in dependency order: ``BilevelFit`` (key source ``FitTask``), ``GaitMetrics`` (one per fitted
 walking trial), ``GaitCycle`` and ``SpatiotemporalParameters`` (from its events), ``TrilevelFit`` (key source
-``TrilevelTask``).
+``TrilevelTask``), ``CrossValidation`` (key source ``CrossValidationTask``: a fit refitted without each camera and
+without every k-th frame, see :mod:`schemas.validation`; naming it, ``mmc populate CrossValidation``, requests it
+for every fit in the restriction, since it costs C + 2 refits per fit).
 
 ``mmc populate [TABLE ...] [--restrict ATTR=VALUE ...] [--where SQL ...]`` fills them in this process with a
-progress bar (restrictions: :mod:`pipeline.restrictions`; a misspelt attribute or SQL is an error). Unless
+progress bar; before the fits, trials recorded as videos without keypoints get them (people detected in each
+video file not yet detected, the subject chosen across cameras: :func:`pipeline.videos.video_step`)
+(restrictions: :mod:`pipeline.restrictions`; a misspelt attribute or SQL is an error). Unless
 ``--no-auto-task`` is given, every session without a ``FitTask`` first gets one with the default base model and
 the ``cpu_default`` parameters (``--base-model NAME`` / ``--params NAME`` choose others). Errors are reported and
 the run continues with the next key (``--stop-on-error`` to stop instead).
@@ -18,7 +22,8 @@ jobs table (``mmc jobs``) and is not retried until cleared (``mmc jobs --clear``
 worker before each round (or ``mmc jobs --release-stale``); SIGTERM and SIGINT put the running job back in the
 queue and end the worker with exit code 143 or 130.
 The persistent JAX compilation cache (``MMC_JAX_CACHE``, default ``~/.cache/mmc/jax``) is shared by all workers
-of a machine, so only the first compiles.
+of a machine, so only the first compiles; sessions are padded to shape buckets (``compute.fit.observations``), so
+one compiled step serves every session of a bucket, and ``mmc warmup`` compiles the common buckets beforehand.
 
 A SLURM array on a cluster whose nodes reach the database::
 
@@ -49,7 +54,8 @@ from pipeline.progress import format_running_fits, running_fits
 from pipeline.restrictions import (add_restriction_arguments, parse_assignments, require_attributes,
                                    restrictions_for, unknown_attributes)
 
-TABLE_NAMES: tuple[str, ...] = ("BilevelFit", "GaitMetrics", "GaitCycle", "SpatiotemporalParameters", "TrilevelFit")
+TABLE_NAMES: tuple[str, ...] = ("BilevelFit", "GaitMetrics", "GaitCycle", "SpatiotemporalParameters", "TrilevelFit",
+                                 "CrossValidation")
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
@@ -76,7 +82,8 @@ def computed_tables(modules: dict[str, ModuleType]) -> dict[str, Any]:
     """{table name: table class} of the computed tables, in dependency order (``TABLE_NAMES``)."""
     fitting, gait = modules["fitting"], modules["gait"]
     return {"BilevelFit": fitting.BilevelFit, "GaitMetrics": gait.GaitMetrics, "GaitCycle": gait.GaitCycle,
-            "SpatiotemporalParameters": gait.SpatiotemporalParameters, "TrilevelFit": fitting.TrilevelFit}
+            "SpatiotemporalParameters": gait.SpatiotemporalParameters, "TrilevelFit": fitting.TrilevelFit,
+            "CrossValidation": modules["validation"].CrossValidation}
 
 
 def _select(tables: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
@@ -141,13 +148,26 @@ def populate_command(args: argparse.Namespace) -> int:
     modules = database.schemas
     tables = _select(computed_tables(modules), args.tables)
     restrictions_by_table = table_restrictions(tables, args)  # validated before anything is written
+    video_failures = 0
+    if "BilevelFit" in tables and not args.tasks_only:  # keypoints from videos first: fits need them
+        from pipeline.videos import video_step
+
+        video_failures = video_step(args.restrict, args.where, database.connection)
     added = add_tasks(modules, args)
     if added:
         print(f"added {added} FitTask(s) ({args.params or 'cpu_default'})")
+    if "crossvalidation" in [n.lower() for n in args.tables or []] and \
+            restrictions_by_table.get("CrossValidation") is not None:  # named: cross-validation is requested
+        import datajoint as dj
+
+        requested = modules["validation"].add_cross_validation_tasks(
+            dj.AndList(restrictions_by_table["CrossValidation"]))
+        if requested:
+            print(f"added {requested} CrossValidationTask(s)")
     if args.tasks_only:
         return 0
     configure_jax_cache()
-    failures = 0
+    failures = video_failures
     if args.reserve_jobs:  # like a worker: heartbeat, and an interruption re-queues the job
         guard = WorkerGuard(tables, modules["jobs"].WorkerHeartbeat, database.connection, announce=_to_stderr)
     else:
@@ -266,7 +286,19 @@ def status_command(args: argparse.Namespace) -> int:
     untasked = len(modules["acquisition"].Session.proj() - modules["fitting"].FitTask.proj())
     if untasked:
         print(f"({untasked} session(s) without a FitTask: `mmc populate` adds them)")
+    for line in flagged_camera_lines(modules["validation"]):
+        print(line)
     return 0
+
+
+def flagged_camera_lines(validation: ModuleType) -> list[str]:
+    """One line per camera that ``CrossValidation`` flagged (refined beyond a limit without held-out improvement)."""
+    rows = (validation.CrossValidation.HeldOutCamera & "calibration_flagged").to_dicts(
+        order_by="subject_id, session_id, params_name, camera_name")
+    return [f"calibration flag: {r['subject_id']}/{r['session_id']} {r['params_name']} camera {r['camera_name']} "
+            f"moved {r['rotation_change_deg']:.2f} deg / {r['centre_change_mm']:.0f} mm without held-out "
+            f"improvement ({r['frames_refined_median_px']:.2f} px refined vs {r['frames_input_median_px']:.2f} px "
+            "input)" for r in rows]
 
 
 def jobs_command(args: argparse.Namespace) -> int:

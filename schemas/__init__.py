@@ -18,7 +18,7 @@ with warnings.catch_warnings():
 from schemas.context import FitProgressFactory, SchemaContext, no_progress
 
 # dependency order: later modules reference tables of earlier ones
-SCHEMA_MODULES: tuple[str, ...] = ("acquisition", "video", "model", "fitting", "gait", "jobs")
+SCHEMA_MODULES: tuple[str, ...] = ("acquisition", "video", "model", "fitting", "gait", "validation", "jobs")
 
 
 def schema_name(prefix: str, module: str) -> str:
@@ -28,9 +28,9 @@ def schema_name(prefix: str, module: str) -> str:
 def schema_modules() -> tuple[ModuleType, ...]:
     """The table modules in :data:`SCHEMA_MODULES` order (imported here, not at package import, so that
     ``import schemas`` stays cheap and a table module may import its upstream siblings)."""
-    from schemas import acquisition, fitting, gait, jobs, model, video
+    from schemas import acquisition, fitting, gait, jobs, model, validation, video
 
-    modules = (acquisition, video, model, fitting, gait, jobs)
+    modules = (acquisition, video, model, fitting, gait, validation, jobs)
     assert tuple(m.__name__.rsplit(".", 1)[-1] for m in modules) == SCHEMA_MODULES
     return modules
 
@@ -59,6 +59,7 @@ def activate(prefix: str, connection, *, provenance: Callable[[], dict],
             schema.activate(name, connection=connection)
         activated[module_name] = module
     activated["fitting"].use_context(context)
+    activated["validation"].use_context(context)
     return activated
 
 

@@ -137,6 +137,7 @@ class Trial(dj.Manual):
     n_frames : int32                   # T, frames aligned across cameras
     keypoints_file : varchar(1000)     # source path (folder or CSV)
     keypoints_format : enum('openpose', 'caliscope', 'npz', 'video')  # video: Keypoints from Detection
+    sync_warning = "" : varchar(1000)  # ingest pre-check (compute.sync): cameras that look shifted in time by > 1 frame; "" = in sync
     """
 
 

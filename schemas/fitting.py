@@ -246,6 +246,7 @@ class BilevelFit(dj.Computed):
         translation : <blob>           # (3,) world -> camera, m
         rotation_change_deg : float32
         translation_change_mm : float32  # change of the camera centre, mm
+        time_offset_s=null : float32   # fitted time offset, s: frame i shows the body at i / fps + offset (mean 0 over the observed cameras); NULL: not fitted
         """
 
     def make_fetch(self, key: dict) -> tuple[FetchedInputs]:
@@ -328,6 +329,10 @@ def _session_fit_to_rows(key: dict, result, inputs: FetchedInputs, body, provena
                         translation=tvec[c].astype(np.float64), rotation_change_deg=float(rotation_change[c]),
                         translation_change_mm=float(1000.0 * translation_change[c]))
                    for c, name in enumerate(camera_names)]
+    time_offset = getattr(result, "time_offset_s", None)
+    if time_offset is not None:  # fitted only with BundleAdjustmentConfig.fit_time_offsets (else NULL)
+        for c, row in enumerate(calibration):
+            row["time_offset_s"] = float(_numpy(time_offset).ravel()[c])
     return dict(master=master, trials=trials, residuals=residuals, calibration=calibration)
 
 

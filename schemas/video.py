@@ -1,9 +1,11 @@
 """Videos of a trial and the 2D poses a detector found in them.
 
-``VideoTrial`` / ``Video`` are filled at ingest (one video file per calibrated camera of a trial, with its
-SHA-256, frame rate, frame count, size and per-frame timestamps). ``DetectorParams`` names a detector
-configuration; ``Detection`` runs it over one video and stores every tracked person. ``DetectedSubject``
-records which tracked person of each camera became the trial's ``Keypoints`` and why.
+``VideoFile`` / ``VideoTrial`` / ``Video`` are filled at ingest (one video file per calibrated camera of a trial,
+with its SHA-256, frame rate, frame count, size and per-frame timestamps; ``VideoFile`` is the file's bytes,
+named by their SHA-256, so two subjects filmed in one recording share it). ``DetectorParams`` names a detector
+configuration; ``Detection`` runs it once per video *file* (keyed by its checksum: ingesting the same file again,
+or for a second participant, never detects again) and stores every tracked person. ``DetectedSubject`` records
+which tracked person of each camera became a trial's ``Keypoints``, by which rule, and why.
 
 The detector itself (model files, image decoding) lives outside the schema package: the application hands a
 :data:`DetectionRunner` to :func:`use_detection_runner` before populating ``Detection``, as the fit tables are
@@ -45,6 +47,32 @@ def options_hash(detector: str, version: str, options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _path_with_checksum(paths: list[str], sha256: str) -> str:
+    """The first of ``paths`` whose bytes still have ``sha256`` (a file edited since ingest is refused)."""
+    for path in paths:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            continue
+        if digest.hexdigest() == sha256:
+            return path
+    raise FileNotFoundError(f"no readable video with SHA-256 {sha256[:12]}… among {paths} (moved or changed "
+                            f"since ingest)")
+
+
+@schema
+class VideoFile(dj.Manual):
+    definition = """
+    # the bytes of one video file, named by their checksum (shared by every trial that films with it)
+    sha256 : char(64)                  # hex digest of the file's bytes
+    ---
+    size_bytes : int64
+    """
+
+
 @schema
 class VideoTrial(dj.Manual):
     definition = """
@@ -53,6 +81,7 @@ class VideoTrial(dj.Manual):
     ---
     n_videos : int16
     person = null : int16              # which person the subject is (rank among those seen); NULL = the first
+    selection = null : json            # subject rule as given: {rule: person | near | track, ...}; NULL: person 0
     consistency_warning = "" : varchar(2000)  # frame counts / frame rates that differ across cameras or from the trial
     """
 
@@ -64,9 +93,8 @@ class Video(dj.Manual):
     -> VideoTrial
     -> Camera
     ---
+    -> VideoFile
     path : varchar(1000)               # absolute path when ingested, symlinks resolved
-    sha256 : char(64)                  # hex digest of the file's bytes
-    size_bytes : int64
     fps : float64                      # frames per second as the container states it
     frame_count : int32                # frames as the container states it
     width : int32                      # px
@@ -91,10 +119,11 @@ class DetectorParams(dj.Lookup):
 @schema
 class Detection(dj.Computed):
     definition = """
-    # every person a detector found and tracked in one video
-    -> Video
+    # every person a detector found and tracked in one video file
+    -> VideoFile
     -> DetectorParams
     ---
+    video_path : varchar(1000)         # the file read (a Video path whose bytes had this checksum)
     detector : varchar(32)
     detector_version : varchar(64)
     model_checksum : char(64)          # SHA-256 over the model files
@@ -118,17 +147,23 @@ class Detection(dj.Computed):
         n_detected : int32             # frames where detected
         """
 
+    @property
+    def key_source(self):
+        return (VideoFile & Video).proj() * DetectorParams.proj()
+
     def make(self, key: dict) -> None:
         if _runner is None:
             raise RuntimeError("Detection.make: no detector; call schemas.video.use_detection_runner first")
-        path = (Video & key).fetch1("path")
+        paths = sorted(set((Video & {"sha256": key["sha256"]}).to_arrays("path")))
+        path = _path_with_checksum(paths, key["sha256"])
         params = (DetectorParams & key).fetch1()
         result = _runner(path, params)
         if (result["detector_name"], result["detector_version"]) != (params["detector"], params["detector_version"]):
             raise ValueError(f"DetectorParams {params['detector_params']!r} names {params['detector']} "
                              f"{params['detector_version']}, the runner is {result['detector_name']} "
                              f"{result['detector_version']}")
-        self.insert1(dict(key, detector=result["detector_name"], detector_version=result["detector_version"],
+        self.insert1(dict(key, video_path=path[:1000], detector=result["detector_name"],
+                          detector_version=result["detector_version"],
                           model_checksum=result["model_checksum"], keypoint_set=result["keypoint_set"],
                           frame_index=result["frame_index"], timestamp_s=result["timestamp_s"],
                           n_tracks=len(result["tracks"]), seconds_detecting=float(result["seconds_detecting"])))
@@ -146,7 +181,9 @@ class DetectedSubject(dj.Manual):
     -> VideoTrial
     -> DetectorParams
     ---
-    person : int16                     # rank of the chosen person among those seen consistently
+    selection : json                   # the rule applied (as VideoTrial.selection; the default spelt out)
+    person : int16                     # rank (by summed confidence) of the chosen person among those seen at the seed
+    seed_frame : int32                 # video frame where the person was chosen
     explanation : varchar(2000)        # how the choice was made
     """
 
@@ -156,6 +193,8 @@ class DetectedSubject(dj.Manual):
         -> master
         -> Video
         ---
-        tracks_used : <blob>           # (T,) int16 track id per detected frame, -1 where none was kept
+        seed_track = null : int16      # the camera's track id chosen at the seed frame (NULL: not seen there)
+        main_track : int16             # the track id kept in most frames (-1: none kept)
+        tracks_used : <blob>           # (T,) int16 track id per trial frame, -1 where none was kept
         n_frames_kept : int32
         """

@@ -189,7 +189,7 @@ def test_fit_params_round_trip_json_with_stable_hash():
     assert network.encoding_dim == 29 and optimiser.weight_decay == 1e-5
     assert PARAMS.hash != paper.hash
     assert set(paper.to_dict()) == {"network", "optimiser", "initialisation", "loss", "bundle_adjustment",
-                                    "trilevel", "baseline", "checks", "convergence"}
+                                    "trilevel", "baseline", "checks", "convergence", "crossval"}
 
 
 def test_params_replace_routes_field_names_to_their_sub_configuration():

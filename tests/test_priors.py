@@ -1,6 +1,8 @@
 """Joint-angle priors of the fit: zero at neutral, growing as stated, off (exactly) at weight 0."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,7 +117,31 @@ def test_cpu_default_has_no_priors_and_cpu_sparse_round_trips_through_json():
     assert sparse.loss.priors.enabled
     assert FitParams.from_json(sparse.to_json()) == sparse
     assert sparse.hash != PARAMETER_SETS["cpu_default"].hash
-    # cpu_sparse differs from cpu_default in the priors only
-    assert sparse.replace(priors=PriorConfig()) == PARAMETER_SETS["cpu_default"]
+    # cpu_sparse differs from cpu_default in the priors and the left/right swap correction only
+    assert sparse.initialisation.correct_left_right_swaps
+    assert sparse.replace(priors=PriorConfig(), correct_left_right_swaps=False) == PARAMETER_SETS["cpu_default"]
     with pytest.raises(ValueError, match="priors"):
         FitParams.from_dict({"loss": {"priors": {"posture_wieght": 1.0}}})
+
+
+def test_neutral_lumbar_extension_is_the_zero_of_posture_and_rhythm_terms():
+    """With lumbar_extension_neutral_deg = L0 both terms vanish at the upright neutral posture (pelvis_tilt = -L0,
+    lumbar_extension = L0) and pull a straight spine over a level pelvis toward it."""
+    priors = PriorConfig(posture_weight=1.0, lumbopelvic_weight=1.0, lumbar_extension_neutral_deg=8.0,
+                         lumbar_sd_deg=10.0, lumbopelvic_sd_deg=5.0)
+    lower, upper = -3 * jnp.ones(Q), 3 * jnp.ones(Q)
+    q = neutral_pose(priors)
+    q[:, I["pelvis_tilt"]], q[:, I["lumbar_extension"]] = np.deg2rad(-8.0), np.deg2rad(8.0)
+    total, terms = prior_loss(jnp.asarray(q), NAMES, lower, upper, priors)
+    assert float(terms["posture"]) == pytest.approx(0.0, abs=1e-10)
+    assert float(terms["lumbopelvic"]) == pytest.approx(0.0, abs=1e-10)
+    q[:, I["pelvis_tilt"]] = q[:, I["lumbar_extension"]] = 0.0                # level pelvis, straight spine
+    grad = jax.grad(lambda x: prior_loss(x, NAMES, lower, upper, priors)[0])(jnp.asarray(q))
+    _, terms = prior_loss(jnp.asarray(q), NAMES, lower, upper, priors)
+    np.testing.assert_allclose(float(terms["posture"]), 0.5 * 0.8 ** 2, rtol=1e-4)
+    np.testing.assert_allclose(float(terms["lumbopelvic"]), 0.5 * (8.0 / 5.0) ** 2, rtol=1e-4)
+    assert float(grad[0, I["lumbar_extension"]]) < 0                        # descent raises the extension
+    # the default (0) keeps the former behaviour: a straight spine over a level pelvis is neutral
+    _, terms = prior_loss(jnp.asarray(q), NAMES, lower, upper, dataclasses.replace(priors,
+                                                                                  lumbar_extension_neutral_deg=0.0))
+    assert float(terms["posture"]) == 0.0 and float(terms["lumbopelvic"]) == 0.0

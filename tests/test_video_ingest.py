@@ -92,12 +92,16 @@ def test_detection_table_and_keypoints_for_the_chosen_person(db_prefix, db_conne
     manifest, subject = _manifest(tmp_path, {c: DEMO / "videos" / f"{c}.mp4" for c in ("cam01", "cam02")})
     assert main(["--prefix", db_prefix, "ingest", "session", str(manifest)]) == 0
     params = blazepose_params_row("blazepose_first5", {"stop": 5})
-    assert populate_detections({"subject_id": subject}, params_row=params) == 2
-    detections = (video.Detection & {"subject_id": subject}).to_dicts(order_by="camera_name")
+    files = (video.Video & {"subject_id": subject}).proj("sha256")
+    already = len(video.Detection & files & {"detector_params": "blazepose_first5"})  # another test's, same bytes
+    assert populate_detections({"subject_id": subject}, params_row=params) == 2 - already
+    detections = (files * video.Detection & {"detector_params": "blazepose_first5"}).to_dicts(order_by="camera_name")
+    assert len(detections) == 2
     for row in detections:
         assert row["frame_index"].tolist() == [0, 1, 2, 3, 4] and row["n_tracks"] >= 1
         assert row["model_checksum"] == installed_blazepose_models().checksum and row["keypoint_set"] == "BLAZEPOSE33"
-    track = (video.Detection.Track & {"subject_id": subject}).to_dicts(limit=1)[0]
+        assert (row["detector"], row["detector_version"]) == (params["detector"], params["detector_version"])
+    track = (video.Detection.Track & detections[0]).to_dicts(limit=1)[0]
     assert track["keypoints"].shape == (5, 33, 2) and track["confidence"].shape == (5, 33)
 
     trial_key = {"subject_id": subject, "session_id": "2024-05-01", "trial_name": "walk01"}
@@ -139,9 +143,12 @@ def test_render_command_writes_body_and_overlay_videos(db_prefix, tmp_path, caps
     size = (int(camera["image_width"]), int(camera["image_height"]))
     clip = _short_video(tmp_path / "cam_1.mp4", trial["n_frames"], trial["fps"], size)
     trial_key = {k: trial[k] for k in ("subject_id", "session_id", "trial_name")}
-    video.VideoTrial.insert1(dict(trial_key, n_videos=1))
-    video.Video.insert1(dict(trial_key, camera_name="cam_1", path=str(clip), sha256="0" * 64, size_bytes=1,
-                             fps=trial["fps"], frame_count=trial["n_frames"], width=size[0], height=size[1]))
+    from pipeline.videos import insert_trial_videos
+
+    insert_trial_videos(dict(trial_key, n_videos=1), [dict(trial_key, camera_name="cam_1", path=str(clip),
+                                                           sha256="0" * 64, size_bytes=1, fps=trial["fps"],
+                                                           frame_count=trial["n_frames"], width=size[0],
+                                                           height=size[1])])
 
     out = tmp_path / "render"
     assert main(["--prefix", db_prefix, "render", str(out), "--restrict", f"subject_id={trial['subject_id']}",
@@ -153,3 +160,112 @@ def test_render_command_writes_body_and_overlay_videos(db_prefix, tmp_path, caps
     assert len(over_video) == trial["n_frames"]
     assert over_video[0].shape[:2] == (size[1] + size[1] % 2, size[0] + size[0] % 2)
     assert str(out / f"{stem}_body.mp4") in capsys.readouterr().out
+
+
+def _two_participants_manifest(tmp_path: Path, cameras=("cam01", "cam02")) -> tuple[Path, list[str]]:
+    """One manifest, two participants filmed together: the walker nearest the walkway centre (-1, 0) m, the
+    other nearest where she stands (0.2, -0.4) m (positions triangulated from the demo's detections)."""
+    subjects = [f"VA_{uuid.uuid4().hex[:10]}", f"VB_{uuid.uuid4().hex[:10]}"]
+    table = ", ".join(f'{c} = "{DEMO / "videos" / f"{c}.mp4"}"' for c in cameras)
+    path = tmp_path / "two.toml"
+    path.write_text(f"""[[subjects]]
+id = "{subjects[0]}"
+population = "control"
+mass_kg = 70.0
+near_m = [-1.0, 0.0]
+[[subjects]]
+id = "{subjects[1]}"
+population = "control"
+mass_kg = 63.5
+near_m = [0.2, -0.4]
+[session]
+id = "2024-05-02"
+calibration = "{DEMO / 'calibration' / 'Calib.qca.txt'}"
+calibration_format = "qualisys"
+[[trials]]
+name = "walk01"
+activity = "walk"
+fps = 60
+videos = {{ {table} }}
+""")
+    return path, subjects
+
+
+def test_two_participants_become_two_subjects_detected_once_per_file(db_prefix, db_connection, tmp_path, capsys):
+    """The video step of ``mmc populate`` on a two-participant manifest: each video file is detected once
+    (keyed by its checksum) for both subjects, each subject gets the keypoints of their own participant, and
+    the rule and tracks are recorded."""
+    from pipeline.detection import ModelFilesMissing, installed_blazepose_models
+    from pipeline.videos import blazepose_params_row, detect_and_choose_subjects, populate_detections
+    from schemas import acquisition, video
+
+    try:
+        installed_blazepose_models()
+    except ModelFilesMissing as error:
+        pytest.skip(f"BlazePose model files not installed: {error}")
+    manifest, subjects = _two_participants_manifest(tmp_path)
+    assert main(["--prefix", db_prefix, "ingest", "session", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"inserted session {s}/2024-05-02" in out for s in subjects), out
+    files = (video.Video & [{"subject_id": s} for s in subjects]).proj("sha256")
+    assert len(files) == 4 and len(video.VideoFile & files) == 2         # 2 subjects × 2 cameras, 2 files
+
+    params = blazepose_params_row("blazepose_first5", {"stop": 5})
+    already = len(video.Detection & files & {"detector_params": "blazepose_first5"})
+    report = detect_and_choose_subjects(([{"subject_id": s} for s in subjects],), db_connection, params_row=params)
+    assert report.detections_made == 2 - already and not report.failures and len(report.trials) == 2, report
+    from pipeline.videos import subjects_with_the_same_tracks
+
+    trial_a = {"subject_id": subjects[0], "session_id": "2024-05-02", "trial_name": "walk01"}
+    assert subjects_with_the_same_tracks(trial_a, "blazepose_first5") == []
+
+    hips = {}
+    for subject, point in zip(subjects, ([-1.0, 0.0], [0.2, -0.4])):
+        key = {"subject_id": subject}
+        chosen = (video.DetectedSubject & key).fetch1()
+        assert chosen["selection"] == {"rule": "near", "point_m": point}
+        assert "chosen as the person nearest" in chosen["explanation"]
+        views = (video.DetectedSubject.View & key).to_dicts(order_by="camera_name")
+        assert all(v["seed_track"] is not None and v["main_track"] == v["seed_track"] for v in views)
+        hips[subject] = ({v["camera_name"]: v["main_track"] for v in views},
+                         {k["camera_name"]: np.nanmean(k["points"][:5, [23, 24]], axis=(0, 1))
+                          for k in (acquisition.Keypoints & key).to_dicts()})
+    (tracks_a, hips_a), (tracks_b, hips_b) = hips.values()
+    for camera in ("cam_1", "cam_2"):
+        assert tracks_a[camera] != tracks_b[camera]                        # two different people in each view
+        assert np.linalg.norm(hips_a[camera] - hips_b[camera]) > 100       # px
+
+    (tmp_path / "again").mkdir()
+    again, _ = _two_participants_manifest(tmp_path / "again")                 # the same files, new subjects
+    assert main(["--prefix", db_prefix, "ingest", "session", str(again)]) == 0
+    assert populate_detections(params_row=params) == 0                       # nothing detected twice
+    report = detect_and_choose_subjects(({"session_id": "2024-05-02"},), db_connection, params_row=params)
+    assert report.detections_made == 0 and len(report.trials) == 2
+    # the new walker is the first walker again: said, not silently stored as a distinct participant
+    assert any(f"the same person as {subjects[0]}/2024-05-02/walk01" in line for line in report.failures), report
+
+
+def test_subject_rules_are_checked(tmp_path):
+    from pipeline.importers.errors import IngestError
+    from pipeline.manifest import ingest_sessions
+
+    manifest, _ = _two_participants_manifest(tmp_path)
+    text = manifest.read_text()
+    cases = {
+        "near_m = [0.2, -0.4]\n": ("subjects[1]", "a subject rule (person, near_m, track)"),
+        "near_m = [0.2, -0.4]": ("subjects[1].track", "one subject rule, got near_m and track"),
+        "near_m = [-1.0, 0.0]\n": ("subjects[0]", "a subject rule"),
+    }
+    replacements = {"near_m = [0.2, -0.4]\n": "", "near_m = [-1.0, 0.0]\n": "",
+                    "near_m = [0.2, -0.4]": 'near_m = [0.2, -0.4]\ntrack = { camera = "cam01", id = 0 }'}
+    for old, (field, expected) in cases.items():
+        manifest.write_text(text.replace(old, replacements[old], 1))
+        with pytest.raises(IngestError) as error:
+            ingest_sessions(manifest, dry_run=True)
+        assert f"{field}:" in str(error.value) and expected in str(error.value), str(error.value)
+    manifest.write_text(text.replace("near_m = [0.2, -0.4]", "near_m = [-1.0, 0.0]"))
+    with pytest.raises(IngestError, match="a rule other subjects do not have"):
+        ingest_sessions(manifest, dry_run=True)
+    manifest.write_text(text.replace("near_m = [0.2, -0.4]", 'track = { camera = "cam07", id = 0 }'))
+    with pytest.raises(IngestError, match=r"subjects\[1\].track.camera: a camera with a video \(cam_1, cam_2\)"):
+        ingest_sessions(manifest, dry_run=True)

@@ -32,14 +32,17 @@ from compute.fit.loop import ConvergenceRule, ProgressCallback, run_loop
 from compute.fit.loss import session_loss
 from compute.fit.observability import trial_coordinate_sd
 from compute.swaps import detect_swaps, left_right_pairs
-from compute.fit.observations import prepare_session_data, validate_inputs
-from compute.fit.optimiser import make_optimizer, project_to_ball
+from compute.fit.observations import (DEFAULT_BUCKETS, pad_stacked_trials, prepare_session_data, take_trials,
+                                      validate_inputs)
+from compute.fit.optimiser import make_optimizer, project_to_ball, resume_schedules
+from compute.fit.time_offsets import camera_markers_at_offsets, session_time_offsets, trial_metrics_with_offsets
 from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, FitVariables, SessionData, SessionFit,
                                TrialFit, TrialObservations)
 from compute.params import FitParams, LossConfig, OptimiserConfig
 from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
 
-__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables", "run_optimisation",
+__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables",
+           "initial_camera_delta", "run_optimisation",
            "convergence_rule", "summarise_fit", "fit_session"]
 
 
@@ -53,7 +56,10 @@ def bilevel_step(train: FitVariables, frozen: FitVariables, opt_state: optax.Opt
     """
     (_, terms), grads = eqx.filter_value_and_grad(session_loss, has_aux=True)(
         train, frozen, body, data, key, loss, optimiser.time_points_per_trial)
-    grads = eqx.tree_at(lambda g: g.cameras, grads, jax.tree.map(lambda g: g * camera_gate, grads.cameras))
+    # the gate holds the extrinsics only: camera time offsets (when fitted) train from the first step, before the
+    # camera centres are free to absorb part of a time shift as a displacement along the walking direction
+    grads = eqx.tree_at(lambda g: (g.cameras.rotation, g.cameras.centre), grads,
+                        (grads.cameras.rotation * camera_gate, grads.cameras.centre * camera_gate))
     updates, opt_state = optimizer.update(grads, opt_state, train)
     train = eqx.apply_updates(train, updates)
     train = eqx.tree_at(lambda v: v.body.offsets, train, project_to_ball(train.body.offsets, optimiser.max_offset_m))
@@ -81,39 +87,62 @@ def partition_variables(variables: FitVariables) -> tuple[FitVariables, FitVaria
     return eqx.partition(variables, spec)
 
 
+def initial_camera_delta(n_cam: int, params: FitParams) -> CameraDelta:
+    """Zero camera deltas for n_cam cameras, with zero time offsets (C,) s when
+    ``params.bundle_adjustment.fit_time_offsets`` (otherwise none: the synchronous fit, unchanged)."""
+    adjustment = params.bundle_adjustment
+    return CameraDelta(rotation=jnp.zeros((n_cam, 3)), centre=jnp.zeros((n_cam, 3)),
+                       time_offset=jnp.zeros((n_cam,)) if adjustment.fit_time_offsets else None,
+                       max_time_offset_s=adjustment.max_time_offset_s)
+
+
 def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajectory, beta: BodyParams,
                      params: FitParams, key: jax.Array, progress: ProgressCallback | None = None,
-                     train_step: Callable | None = None, n_steps: int | None = None,
-                     ) -> tuple[FitVariables, np.ndarray, int, str]:
+                     train_step: Callable | None = None, n_steps: int | None = None, *, first_step: int = 0,
+                     initial_cameras: CameraDelta | None = None) -> tuple[FitVariables, np.ndarray, int, str]:
     """Optimise ``networks``/``beta``/camera deltas for ``n_steps`` (default ``params.optimiser.steps``), or fewer
     when ``params.convergence.stop_when_converged`` and the loss has plateaued (:func:`convergence_rule`).
+
+    first_step: run only steps ``first_step .. n_steps - 1`` of the schedule (learning rates, delayed starts and
+    the bundle-adjustment gate continue from there, Adam moments start fresh, no early stopping): a warm start
+    from already fitted ``networks``/``beta``, as the held-out refits of ``compute.fit.crossval`` do.
+    initial_cameras: raw camera deltas to start from (default :func:`initial_camera_delta`: zero).
+
+    data may be padded to a shape bucket (``compute.fit.observations.ShapeBuckets``): the networks (N real trials)
+    are then padded with inert copies to data's trial count, which the returned networks keep.
 
     train_step: a step from ``make_train_step`` (default: a shared compiled one).  Returns (variables, loss history
     (H, len(LOSS_HISTORY_COLUMNS)), steps done, stop reason).  Raises FitDivergedError on a non-finite loss
     (checked every ``params.checks.divergence_check_every`` steps and at the end).
     """
     step_fn = train_step or _DEFAULT_TRAIN_STEP
+    networks = pad_stacked_trials(networks, int(data.n_frames.shape[0]))  # shape-bucket padding: inert copies
     n_cam = int(data.rig.rvec.shape[0])
-    variables = FitVariables(networks=networks, body=beta,
-                             cameras=CameraDelta(rotation=jnp.zeros((n_cam, 3)), centre=jnp.zeros((n_cam, 3))))
+    cameras = initial_camera_delta(n_cam, params) if initial_cameras is None else initial_cameras
+    variables = FitVariables(networks=networks, body=beta, cameras=cameras)
     train, frozen = partition_variables(variables)
-    optimizer = make_optimizer(params.optimiser, params.bundle_adjustment.camera_learning_rate)
+    adjustment = params.bundle_adjustment
+    optimizer = make_optimizer(params.optimiser, adjustment.camera_learning_rate,
+                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
     opt_state = optimizer.init(train)
     total = params.optimiser.steps if n_steps is None else n_steps
+    if first_step:
+        opt_state = resume_schedules(opt_state, first_step)
     camera_start = params.camera_start_step
     gate_off, gate_on = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
     step_keys = jax.random.split(key, total)
 
     def step(i, state):
         train, opt_state = state
+        i = i + first_step
         train, opt_state, terms = step_fn(train, frozen, opt_state, body, data, step_keys[i],
                                           gate_on if i >= camera_start else gate_off, optimizer, params.loss,
                                           params.optimiser)
         return (train, opt_state), terms
 
-    result = run_loop(step, (train, opt_state), total, LOSS_HISTORY_COLUMNS,
+    result = run_loop(step, (train, opt_state), total - first_step, LOSS_HISTORY_COLUMNS,
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
-                      progress=progress, convergence=convergence_rule(params, total))
+                      progress=progress, convergence=None if first_step else convergence_rule(params, total))
     return eqx.combine(result.state[0], frozen), result.history, result.steps_done, result.stop_reason
 
 
@@ -139,18 +168,28 @@ def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialOb
                   wall_start: float, seed: int) -> SessionFit:
     """Evaluate the fitted variables at every frame and collect the SessionFit (``wall_start``: perf_counter at
     the start of the fit).  Raises FitDivergedError on non-finite results."""
+    n_cam = int(np.shape(cameras.rvec)[0])  # the session's cameras; data may hold shape-bucket padding beyond
     rotation, centre_shift = effective_camera_delta(variables.cameras, data.gauge_projection)
-    rotation, centre_shift = np.asarray(rotation), np.asarray(centre_shift)
+    rotation, centre_shift = np.asarray(rotation)[:n_cam], np.asarray(centre_shift)[:n_cam]
     rig = refined_rig(cameras, rotation, centre_shift)
     qpos_list, marker_list = evaluate_all_frames(variables.networks, [tr.n_frames for tr in trials], body,
                                                  variables.body)
+    time_offset_s, camera_markers = None, None
+    if variables.cameras.time_offset is not None:  # camera c's frame i shows the body at i / fps + delta_c
+        time_offset_s = np.asarray(session_time_offsets(variables.cameras, data.confidence), np.float64)[:n_cam]
+        # all stacked networks (padded like evaluate_all_frames': one compiled chunk serves both)
+        camera_markers = camera_markers_at_offsets(variables.networks, [tr.n_frames for tr in trials],
+                                                   [tr.fps for tr in trials], body, variables.body, time_offset_s)
     log_scale = np.asarray(variables.body.log_scale)
     offsets = np.asarray(variables.body.offsets)
     check_finite("log_scale/offsets/cameras", log_scale, offsets, rig.rvec, rig.tvec)
     errors, confs, trial_fits = [], [], []
     for i, tr in enumerate(trials):
         check_finite(f"trial {tr.name}", qpos_list[i], marker_list[i])
-        metrics = trial_metrics(rig, marker_list[i], tr, params.loss.huber_delta_px)
+        if camera_markers is None:
+            metrics = trial_metrics(rig, marker_list[i], tr, params.loss.huber_delta_px)
+        else:
+            metrics = trial_metrics_with_offsets(rig, *camera_markers[i], tr, params.loss.huber_delta_px)
         errors.append(metrics.errors)
         confs.append(metrics.confidence)
         net = unstack_trajectory(variables.networks, i)
@@ -170,7 +209,7 @@ def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialOb
         camera_rotation_change_deg=np.rad2deg(np.linalg.norm(rotation, axis=-1)),
         camera_translation_change_m=np.linalg.norm(refined_centres - input_centres, axis=-1),
         trials=trial_fits, loss_history=history, gc_curve=gc, gc5=float(gc[4]), iterations=iterations,
-        wall_time_s=time.perf_counter() - wall_start, seed=seed, params=params)
+        wall_time_s=time.perf_counter() - wall_start, seed=seed, params=params, time_offset_s=time_offset_s)
 
 
 def correct_left_right_swaps(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservations],
@@ -203,7 +242,7 @@ def fit_session(body: kin.BodyModel, cameras: Camera, trials: list[TrialObservat
         trials = correct_left_right_swaps(body, cameras, trials)
     key_init, key_fit = jax.random.split(jax.random.PRNGKey(seed))
     networks, beta, _ = initialise(body, cameras, trials, params, key_init)
-    data = prepare_session_data(cameras, trials)
+    data = prepare_session_data(cameras, trials, DEFAULT_BUCKETS)  # shape buckets: one compiled step per bucket
     variables, history, iterations, stop_reason = run_optimisation(body, data, networks, beta, params, key_fit,
                                                                    progress, train_step)
     fit = summarise_fit(body, cameras, trials, params, variables, data, history, iterations, wall_start, seed)

@@ -15,6 +15,7 @@ import numpy as np
 
 from compute import kinematics as kin
 from compute.cameras import Camera, project_to_rig
+from compute.fit.observations import DEFAULT_BUCKETS, bucket_size, pad_stacked_trials, stacked_size
 from compute.fit.types import BodyParams, FitDivergedError, TrialObservations
 from compute.losses import huber
 from compute.metrics import GC_THRESHOLDS_PX, geometric_consistency
@@ -40,9 +41,13 @@ def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyMod
 
 def evaluate_all_frames(networks: Trajectory, n_frames: Sequence[int], body: kin.BodyModel, beta: BodyParams,
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """qpos (T_n,Q) and markers (T_n,J,3) m at every frame of every trial of the stacked networks (N,), in
-    fixed-size chunks of ``EVALUATION_CHUNK_FRAMES``."""
-    n_frames = np.asarray(n_frames)
+    """qpos (T_n,Q) and markers (T_n,J,3) m at every frame of the first len(n_frames) trials of the stacked
+    networks (N >= len(n_frames),), in fixed-size chunks of ``EVALUATION_CHUNK_FRAMES``.  The networks are padded
+    to the trial shape bucket (``compute.fit.observations.DEFAULT_BUCKETS``) so one compilation serves a bucket."""
+    n_real = len(n_frames)
+    n_slots = max(stacked_size(networks), bucket_size(n_real, DEFAULT_BUCKETS.trials, DEFAULT_BUCKETS.trials_beyond))
+    networks = pad_stacked_trials(networks, n_slots)
+    n_frames = np.asarray(list(n_frames) + [n_frames[-1]] * (n_slots - n_real))
     t_max = int(n_frames.max())
     qpos_parts, marker_parts = [], []
     for start in range(0, t_max, EVALUATION_CHUNK_FRAMES):
@@ -53,8 +58,8 @@ def evaluate_all_frames(networks: Trajectory, n_frames: Sequence[int], body: kin
         marker_parts.append(np.asarray(markers))
     qpos_all = np.concatenate(qpos_parts, axis=1)
     markers_all = np.concatenate(marker_parts, axis=1)
-    return ([qpos_all[i, :n] for i, n in enumerate(n_frames)],
-            [markers_all[i, :n] for i, n in enumerate(n_frames)])
+    return ([qpos_all[i, :n] for i, n in enumerate(n_frames[:n_real])],
+            [markers_all[i, :n] for i, n in enumerate(n_frames[:n_real])])
 
 
 def reprojection_errors_px(rig: Camera, markers: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

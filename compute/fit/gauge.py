@@ -9,6 +9,12 @@ scaling (``dc_c = s (c_c - mean c)``).  So the rig can never drift rigidly as a 
 calibration, and the reported changes (rotation angle, centre displacement) are relative to the input
 calibration.  This is preferred to fixing camera 0, which would make every other camera inherit camera 0's
 calibration error.
+
+Camera time offsets have a gauge of their own: shifting every camera by the same delta is the same as shifting
+the trajectory in time, which the trajectory network absorbs.  ``effective_time_offsets`` removes it by making
+the offsets mean zero over the cameras that observe anything (a camera without observations - e.g. padding - has
+no information about its offset and gets 0).  Mean zero rather than "camera 0 fixed" for the same reason as above,
+and because camera 0 may be one without observations.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import numpy as np
 from compute.cameras import Camera, camera_centers, matrix_to_rodrigues, project_points, rodrigues_to_matrix
 from compute.fit.types import CameraDelta
 
-__all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_delta", "refined_rig"]
+__all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_delta", "refined_rig",
+           "observed_camera_mask", "effective_time_offsets"]
 
 
 def gauge_projection_matrix(rig: Camera) -> np.ndarray:
@@ -76,3 +83,21 @@ def refined_rig(rig: Camera, rotation: np.ndarray, centre_shift: np.ndarray) -> 
     t_new = -np.einsum("cij,cj->ci", R_new, c_new)
     return Camera(K=np.asarray(rig.K), dist=np.asarray(rig.dist), rvec=matrix_to_rodrigues(R_new).astype(np.float32),
                   tvec=t_new.astype(np.float32), size=np.asarray(rig.size))
+
+
+def observed_camera_mask(confidence: jax.Array) -> jax.Array:
+    """(C,) float32 1.0 for the cameras with at least one observation (confidence > 0) in the session's
+    confidence (N,T,C,J), else 0.0."""
+    return jnp.any(confidence > 0, axis=(0, 1, 3)).astype(jnp.float32)
+
+
+def effective_time_offsets(raw: jax.Array, camera_mask: jax.Array, bound_s: float) -> jax.Array:
+    """Gauge-fixed, bounded time offsets (C,) s from the raw ones (C,) s.
+
+    ``delta_c = mask_c * B tanh((raw_c - mean_observed(raw)) / B)``: mean zero over the observed cameras
+    (``camera_mask`` (C,) 1/0; to first order exactly, the tanh bends it only near the bound), |delta_c| < B =
+    ``bound_s``, and 0 for cameras without observations.
+    """
+    n_observed = jnp.maximum(jnp.sum(camera_mask), 1.0)
+    centred = raw - jnp.sum(raw * camera_mask) / n_observed
+    return camera_mask * bound_s * jnp.tanh(centred / bound_s)

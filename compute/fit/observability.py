@@ -27,7 +27,15 @@ from compute import kinematics as kin
 from compute.cameras import Camera, project_points_numpy, unstack_cameras
 from compute.fit.evaluation import EVALUATION_CHUNK_FRAMES, compiled_markers_over_time
 
-__all__ = ["pixel_jacobian", "reprojection_curvature", "posterior_sd", "trial_coordinate_sd"]
+__all__ = ["pixel_jacobian", "reprojection_curvature", "posterior_sd", "trial_coordinate_sd", "weakly_observed",
+           "WEAK_ANGLE_SD_DEG", "WEAK_TRANSLATION_SD_M"]
+
+# Posterior SD above which a coordinate counts as not determined by the images (its value then comes mostly from
+# the priors and the initialisation).  Between the ~0.5-1.2 deg of well observed flexions (8 cameras, 2 px, MOVI87
+# or COCO17) and the 2.6-3.6 deg of pelvis tilt / lumbar extension / hip flexion with COCO17.
+WEAK_ANGLE_SD_DEG = 2.0
+WEAK_TRANSLATION_SD_M = 0.02
+_TRANSLATIONS = ("pelvis_tx", "pelvis_ty", "pelvis_tz")
 
 
 def pixel_jacobian(body: kin.BodyModel, rig: Camera, qpos: np.ndarray, log_scale: np.ndarray, offsets: np.ndarray,
@@ -91,3 +99,15 @@ def trial_coordinate_sd(body: kin.BodyModel, rig: Camera, qpos: np.ndarray, log_
     jac = pixel_jacobian(body, rig, qpos[frames], log_scale, offsets)
     curvature = reprojection_curvature(jac, np.moveaxis(conf, 0, 1), pixel_sd_px)
     return np.median(posterior_sd(curvature, reference_sd), axis=0)
+
+
+def weakly_observed(joint_names: tuple[str, ...] | list[str], coordinate_sd: np.ndarray,
+                    angle_sd_deg: float = WEAK_ANGLE_SD_DEG,
+                    translation_sd_m: float = WEAK_TRANSLATION_SD_M) -> np.ndarray:
+    """(Q,) bool: True where the posterior SD ``coordinate_sd`` (Q,) (rad; m for pelvis_tx/ty/tz) exceeds
+    ``angle_sd_deg`` (deg) or ``translation_sd_m`` (m), i.e. the images do not determine the coordinate.  NaN
+    (SD not computed) counts as weakly observed."""
+    sd = np.asarray(coordinate_sd, np.float64)
+    limit = np.asarray([translation_sd_m if name in _TRANSLATIONS else np.deg2rad(angle_sd_deg)
+                        for name in joint_names])
+    return ~(sd <= limit)

@@ -8,20 +8,24 @@ Groups (``optax.multi_transform``, one label per parameter group):
   * ``camera``: camera deltas - Adam with its own small rate, decayed 10x over the run.  Bundle adjustment's late
     start is not part of the optimiser: the train step multiplies the camera gradients by a dynamic 0/1 gate, so
     fits with and without bundle adjustment share one compiled step, and the camera Adam moments start clean at
-    the start step (zero gradients give zero moments and zero updates).
+    the start step (zero gradients give zero moments and zero updates);
+  * ``time_offset`` (only when camera time offsets are fitted): Adam at its own rate (s per step), decayed 10x,
+    from the first step (not behind the bundle-adjustment gate).
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from compute.fit.types import BodyParams, FitVariables
+from compute.fit.types import BodyParams, CameraDelta, FitVariables
 from compute.params import OptimiserConfig
 
-__all__ = ["warmup_exponential", "zero_updates_before", "parameter_labels", "make_optimizer", "project_to_ball"]
+__all__ = ["warmup_exponential", "DelayedStartState", "zero_updates_before", "resume_schedules", "parameter_labels",
+           "make_optimizer", "project_to_ball"]
 
 
 def warmup_exponential(peak: float, final: float, warmup: int, total: int, start: int = 0) -> optax.Schedule:
@@ -36,31 +40,54 @@ def warmup_exponential(peak: float, final: float, warmup: int, total: int, start
     return lambda count: jnp.where(count < start, 0.0, inner(jnp.maximum(count - start, 0)))
 
 
+class DelayedStartState(NamedTuple):
+    """State of :func:`zero_updates_before`: steps taken so far (int32 scalar)."""
+
+    count: jax.Array
+
+
 def zero_updates_before(start_step: int) -> optax.GradientTransformation:
     """Zero every update before ``start_step`` (so the Adam that follows in a chain starts with clean moments)."""
 
     def init(params):
         del params
-        return jnp.zeros((), jnp.int32)
+        return DelayedStartState(jnp.zeros((), jnp.int32))
 
-    def update(updates, count, params=None):
+    def update(updates, state, params=None):
         del params
-        keep = (count >= start_step).astype(jnp.float32)
-        return jax.tree.map(lambda u: u * keep, updates), count + 1
+        keep = (state.count >= start_step).astype(jnp.float32)
+        return jax.tree.map(lambda u: u * keep, updates), DelayedStartState(state.count + 1)
 
     return optax.GradientTransformation(init, update)
 
 
+def resume_schedules(opt_state: optax.OptState, step: int) -> optax.OptState:
+    """``opt_state`` with every learning-rate schedule and delayed start advanced to ``step``, and the Adam moments
+    left as they are (fresh, for a warm start): the optimiser then continues the schedule of a fit from ``step``."""
+    def advance(state):
+        if isinstance(state, (optax.ScaleByScheduleState, DelayedStartState)):
+            return type(state)(count=jnp.full_like(state.count, step))
+        return state
+
+    is_counter = lambda x: isinstance(x, (optax.ScaleByScheduleState, DelayedStartState))  # noqa: E731
+    return jax.tree.map(advance, opt_state, is_leaf=is_counter)
+
+
 def parameter_labels(variables: FitVariables) -> FitVariables:
     """The optimiser group of every leaf of ``variables``: "network", "body", "offset" or "camera"."""
+    cameras = variables.cameras
     return FitVariables(networks=jax.tree.map(lambda _: "network", variables.networks),
                         body=BodyParams(log_scale="body", offsets="offset"),
-                        cameras=jax.tree.map(lambda _: "camera", variables.cameras))
+                        cameras=CameraDelta(rotation="camera", centre="camera",
+                                            time_offset=None if cameras.time_offset is None else "time_offset",
+                                            max_time_offset_s=cameras.max_time_offset_s))
 
 
 @functools.lru_cache(maxsize=32)
-def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float) -> optax.GradientTransformation:
-    """The four-group optimiser of ``FitVariables`` (see module docstring).
+def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float,
+                   time_offset_learning_rate: float | None = None) -> optax.GradientTransformation:
+    """The four-group optimiser of ``FitVariables`` (see module docstring); with ``time_offset_learning_rate``
+    (s per step) a fifth group ``time_offset`` for the camera time offsets: Adam decayed 10x over the run.
 
     Cached per (config, camera rate): the transformation is a static argument of the compiled step, so equal
     configurations must give the identical object to share one compilation.
@@ -78,8 +105,10 @@ def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float) -> o
     offset_start = min(int(round(optimiser.offset_start_fraction * steps)), steps)
     offset = optax.chain(zero_updates_before(offset_start), optax.adam(body_schedule))
     camera = optax.adam(optax.exponential_decay(camera_learning_rate, max(steps, 1), 0.1))
-    return optax.multi_transform({"network": network, "body": body, "offset": offset, "camera": camera},
-                                 parameter_labels)
+    groups = {"network": network, "body": body, "offset": offset, "camera": camera}
+    if time_offset_learning_rate is not None:
+        groups["time_offset"] = optax.adam(optax.exponential_decay(time_offset_learning_rate, max(steps, 1), 0.1))
+    return optax.multi_transform(groups, parameter_labels)
 
 
 def project_to_ball(vectors: jax.Array, radius: float) -> jax.Array:

@@ -8,7 +8,16 @@ BODY25B recording).  Three terms, each a mean over frames of a sum of ``1/2 r^2`
 
 - posture: weakly observed coordinates toward a neutral angle (``posture_targets``);
 - joint limits: ``violation / scale`` beyond the model's range, 0 inside it;
-- lumbopelvic rhythm: the lumbar spine carries a fixed fraction of the trunk's inclination.
+- lumbopelvic rhythm: departures of the lumbar spine from its neutral extension carry a fixed fraction of the
+  trunk's inclination.
+
+Why the neutral lumbar extension is a setting: with two hip and two shoulder points one direction of the pose is
+(almost) invisible - pelvis tilt +d, lumbar extension -d, both hip flexions -d (OpenSim signs: pelvis_tilt
+positive = posterior) moves no keypoint by more than ~0.3 px per degree (the detector hips sit 1.5 cm below the
+hip centres).  Along it the fit returns the prior's choice, so a neutral of 0 puts the pelvis level and the lumbar
+spine straight, while a walking (and standing) adult carries the pelvis ~10 deg anteriorly tilted with the lumbar
+lordosis re-erecting the trunk: pelvis_tilt ~ -10, lumbar_extension ~ +10 deg in these conventions.  The neutral
+posture is upright-trunk: pelvis_tilt = -lumbar_extension_neutral.
 
 Coordinates are found by their OpenSim names in ``BodyModel.joint_names``; a model without a coordinate (say,
 no subtalar joint) simply has no term for it.
@@ -36,7 +45,8 @@ def posture_targets(joint_names: Sequence[str], priors: PriorConfig) -> tuple[np
     """Coordinates of the posture prior present in ``joint_names``: (indices (P,) int32 into qpos, neutral (P,)
     rad, sd (P,) rad).  See ``PriorConfig`` for the groups."""
     groups = [
-        (("lumbar_extension", "lumbar_bending", "lumbar_rotation"), 0.0, priors.lumbar_sd_deg),
+        (("lumbar_extension",), priors.lumbar_extension_neutral_deg, priors.lumbar_sd_deg),
+        (("lumbar_bending", "lumbar_rotation"), 0.0, priors.lumbar_sd_deg),
         (("pro_sup_r", "pro_sup_l"), priors.pro_sup_neutral_deg, priors.pro_sup_sd_deg),
         (("subtalar_angle_r", "subtalar_angle_l"), 0.0, priors.subtalar_sd_deg),
         (("wrist_flex_r", "wrist_flex_l", "wrist_dev_r", "wrist_dev_l"), 0.0, priors.wrist_sd_deg),
@@ -81,13 +91,15 @@ def lumbopelvic_pairs(joint_names: Sequence[str]) -> np.ndarray:
     return np.asarray(pairs, np.int32).reshape(-1, 2)
 
 
-def lumbopelvic_prior(qpos: jax.Array, pairs: np.ndarray, ratio: float, sd_rad: float) -> jax.Array:
-    """Mean over frames of ``sum 1/2 ((lumbar - ratio (pelvis + lumbar)) / sd_rad)^2`` over (pelvis, lumbar)
-    ``pairs`` (P, 2): the lumbar spine carries ``ratio`` of the trunk inclination pelvis + lumbar.  qpos (..., Q)."""
+def lumbopelvic_prior(qpos: jax.Array, pairs: np.ndarray, ratio: float, sd_rad: float,
+                      lumbar_neutral_rad: np.ndarray | float = 0.0) -> jax.Array:
+    """Mean over frames of ``sum 1/2 ((lumbar - neutral - ratio (pelvis + lumbar)) / sd_rad)^2`` over (pelvis,
+    lumbar) ``pairs`` (P, 2): departures of the lumbar spine from its neutral (rad, scalar or (P,); the neutral
+    trunk is upright, pelvis = -neutral) carry ``ratio`` of the trunk inclination pelvis + lumbar.  qpos (..., Q)."""
     if len(pairs) == 0:
         return jnp.zeros((), qpos.dtype)
     pelvis, lumbar = qpos[..., pairs[:, 0]], qpos[..., pairs[:, 1]]
-    r = (lumbar - ratio * (pelvis + lumbar)) / sd_rad
+    r = (lumbar - lumbar_neutral_rad - ratio * (pelvis + lumbar)) / sd_rad
     return jnp.mean(0.5 * jnp.sum(r * r, axis=-1))
 
 
@@ -104,8 +116,12 @@ def prior_loss(qpos: jax.Array, joint_names: Sequence[str], lower: jax.Array, up
         limits = joint_limit_prior(qpos, lower, upper, joint_limit_mask(joint_names),
                                    float(np.deg2rad(priors.joint_limit_scale_deg)))
     if priors.lumbopelvic_weight > 0:
-        rhythm = lumbopelvic_prior(qpos, lumbopelvic_pairs(joint_names), priors.lumbopelvic_ratio,
-                                   float(np.deg2rad(priors.lumbopelvic_sd_deg)))
+        pairs = lumbopelvic_pairs(joint_names)
+        # only the sagittal pair (pelvis_tilt, lumbar_extension) has a non-zero neutral
+        neutral = np.asarray([np.deg2rad(priors.lumbar_extension_neutral_deg)
+                              if joint_names[lumbar] == "lumbar_extension" else 0.0 for _, lumbar in pairs], np.float32)
+        rhythm = lumbopelvic_prior(qpos, pairs, priors.lumbopelvic_ratio,
+                                   float(np.deg2rad(priors.lumbopelvic_sd_deg)), neutral)
     total = (priors.posture_weight * posture + priors.joint_limit_weight * limits
              + priors.lumbopelvic_weight * rhythm)
     return total, {"posture": posture, "joint_limit": limits, "lumbopelvic": rhythm}

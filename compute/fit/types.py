@@ -85,6 +85,8 @@ class SessionFit:
     params: FitParams
     loss_history_columns: tuple[str, ...] = LOSS_HISTORY_COLUMNS
     stop_reason: str = "step budget"       # why the optimisation ended (compute.fit.loop.LoopResult.stop_reason)
+    time_offset_s: np.ndarray | None = None  # (C,) s fitted camera time offsets (mean 0 over observed cameras;
+    #   camera c's frame i shows the body at i / fps + time_offset_s[c]); None when not fitted
 
 
 class FitDivergedError(RuntimeError):
@@ -100,10 +102,14 @@ class BodyParams(eqx.Module):
 
 class CameraDelta(eqx.Module):
     """Raw per-camera extrinsic deltas (before the gauge projection of ``compute.fit.gauge``):
-    rotation (C,3) rad, centre (C,3) m."""
+    rotation (C,3) rad, centre (C,3) m; time_offset (C,) s raw time offsets (None: not fitted, and the loss is
+    exactly the synchronous one), mapped to the effective offsets by ``compute.fit.gauge.effective_time_offsets``
+    with the bound ``max_time_offset_s`` (s)."""
 
     rotation: jax.Array
     centre: jax.Array
+    time_offset: jax.Array | None = None
+    max_time_offset_s: float = eqx.field(static=True, default=0.2)
 
 
 class FitVariables(eqx.Module):
@@ -117,11 +123,21 @@ class FitVariables(eqx.Module):
 
 
 class SessionData(eqx.Module):
-    """Device-side observations of one session, padded to T_max frames.
+    """Device-side observations of one session, padded to T_max frames and, for shape buckets
+    (``compute.fit.observations.ShapeBuckets``), to more cameras and trials than the session has.
 
     keypoints (N,T_max,C,J,2) px and confidence (N,T_max,C,J) (sanitised: finite, weight 0 where missing or
     padded); n_frames (N,) int32 real frames per trial; durations (N,) s; rig: input calibration Camera(C,);
     gauge_projection (6C,6C): see ``compute.fit.gauge.gauge_projection_matrix``.
+
+    camera_mask (C,) float32 and trial_mask (N,) float32: 1.0 for the session's real cameras and trials, 0.0 for
+    padding.  Padding exists only so that sessions of different shapes share one compiled step, so every use
+    must make it inert: a padded camera is a copy of a real one with confidence 0 everywhere and zero rows and
+    columns in ``gauge_projection`` (its deltas stay 0); a padded trial repeats a real trial's ``n_frames`` and
+    ``durations`` with confidence 0, and every per-trial loss term is multiplied by ``trial_mask`` and averaged
+    over the real trials only (``compute.fit.loss``), so its network gets exactly zero gradients.  Anything new
+    that is per camera (e.g. time offsets) or per trial must be masked the same way.  None (data built by hand):
+    every camera and trial is real.
     """
 
     keypoints: jax.Array
@@ -130,3 +146,5 @@ class SessionData(eqx.Module):
     durations: jax.Array
     rig: Camera
     gauge_projection: jax.Array
+    camera_mask: jax.Array | None = None
+    trial_mask: jax.Array | None = None

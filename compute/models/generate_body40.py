@@ -324,6 +324,10 @@ def _landmarks_center() -> dict[str, tuple[str, tuple, str]]:
                       "OpenPose BODY25 neck: base of the neck, midpoint of the shoulders"),
         "pelvis_jc": ("pelvis", (-0.06, 0.0, -0.04), "pelvis centre"),
         "midhip_jc": ("pelvis", (HIP_R[0], 0.0, HIP_R[2]), "midpoint of the hip joint centres"),
+        # OpenPose MidHip / Halpe "Hip" are labelled as the midpoint of the two annotated (detector) hips, which
+        # sit 1.5 cm below the hip joint centres: the midpoint is as low
+        "midhip_detector": ("pelvis", (HIP_R[0], 0.0, _hip_surface("r")[2]),
+                            "midpoint of the two detector hips (1.5 cm below the hip joint centres)"),
         "head_jc": ("head", (0.04, 0.0, 0.19), "head centre, midpoint between the ears"),
         "vertex": ("head", HEAD_END, "top of the head (vertex)"),
         "upperneck": ("head", (0.03, 0.0, 0.10), "upper neck below the chin"),
@@ -389,9 +393,9 @@ def _openpose(names: list[str], neck_key: str):
         elif n in ("Head", "HeadTop"):
             out.append((n, "vertex", None))
         elif n == "Hip":
-            out.append((n, "midhip_jc", None))  # HALPE26 "Hip": midpoint of the two detector hips
+            out.append((n, "midhip_detector", None))  # HALPE26 "Hip": midpoint of the two detector hips
         elif n == "MidHip":
-            out.append((n, "midhip_jc", None))
+            out.append((n, "midhip_detector", None))
         else:
             side = "l" if n[0] == "L" else "r"
             out.append((n, _OPENPOSE_SIDED[n[1:]], side))

@@ -12,7 +12,7 @@ Modules, in dependency order:
 * ``conventions``: the model's joint signs, found by probing its forward kinematics.
 * ``feet``: planted stance feet and contact events.
 * ``subject``: body scales and the gait style of each population.
-* ``motion``: joint angles and pelvis translation over a trial (walk, static, timed-up-and-go).
+* ``motion``: joint angles and pelvis translation over a trial (walk, static, timed-up-and-go, sit-to-stand).
 * ``rig``: the camera rig and exact projection.
 * ``observation``: noisy, dropped and outlier keypoints with confidences.
 * ``walkway``: the walkway frame and clock, and its footfall records.

@@ -9,17 +9,17 @@ import math
 from dataclasses import dataclass, field
 
 POPULATIONS = ("control", "hemiparetic", "prosthesis")
-ACTIVITIES = ("walk", "static", "tug")
+ACTIVITIES = ("walk", "static", "tug", "sit_to_stand")
 
 
 @dataclass(frozen=True)
 class SyntheticTrialSpec:
     """One trial to generate.
 
-    name: trial name (also the folder name when written). activity: 'walk' | 'static' | 'tug'.
+    name: trial name (also the folder name when written). activity: 'walk' | 'static' | 'tug' | 'sit_to_stand'.
     duration_s: trial length; None = automatic (walk: until the subject has stopped past the walkway end
-    plus 0.5 s; static: 3 s; tug: until back at the start plus 0.5 s). A fixed duration truncates the
-    motion or pads it with quiet standing. speed_m_s: steady walking speed; None = sampled per population.
+    plus 0.5 s; static and sit_to_stand: 3 s; tug: until back at the start plus 0.5 s). A fixed duration
+    truncates the motion or pads it with quiet standing. speed_m_s: steady walking speed; None = sampled per population.
     """
 
     name: str

@@ -85,6 +85,42 @@ def joint_angles(conv: JointConventions, style: GaitStyle, phase_r: np.ndarray, 
     return q
 
 
+def sit_to_stand_angles(conv: JointConventions, times: np.ndarray, rise_start_s: float, rise_duration_s: float,
+                        seat_hip_deg: float = 90.0) -> np.ndarray:
+    """Joint angles (N, Q) of rising from a chair, pelvis at (0, 0, 0): seated until ``rise_start_s``, standing
+    after ``rise_start_s + rise_duration_s`` (s).
+
+    Seated: trunk upright, pelvis level, hips ``seat_hip_deg`` and knees 90 deg flexed, shanks vertical.  The
+    rise (Schenkman et al. 1990 phases): the trunk flexes forward first, mostly by anterior pelvic tilt (peak
+    ~25 deg) with some lumbar flexion (peak ~10 deg) and the shanks leaning ~12 deg forward, the seat is left
+    near the peak of the lean, then hips, knees and trunk extend to the neutral standing pose.  Thigh and shank
+    inclinations are written in the world and the joint angles follow, so the feet stay flat on the floor.
+    """
+    u = np.clip((times - rise_start_s) / rise_duration_s, 0.0, 1.0)
+    lean = np.sin(np.pi * np.clip(u / 0.8, 0.0, 1.0)) ** 2               # 0 seated, 1 at seat-off, 0 standing
+    extend = smoothstep(np.clip((u - 0.3) / 0.7, 0.0, 1.0))               # 0 seated .. 1 standing
+    tilt = 25.0 * lean                                                    # anterior pelvic tilt, deg
+    lumbar_flexion = 10.0 * lean
+    thigh = seat_hip_deg * (1.0 - extend)                                 # thigh inclination from vertical
+    shank = 12.0 * lean * (1.0 - extend)                                  # shank forward inclination
+    q = np.repeat(conv.neutral[None], len(times), axis=0)
+    deg = np.pi / 180.0
+
+    def setj(name, anatomical_rad):
+        if name in conv.index and name in conv.sign:
+            q[:, conv.index[name]] = conv.neutral[conv.index[name]] + conv.sign[name] * anatomical_rad
+
+    for s in ("l", "r"):
+        setj(f"hip_flexion_{s}", (thigh + tilt) * deg)
+        setj(f"knee_angle_{s}", (thigh + shank) * deg)                  # knees forward of the ankles
+        setj(f"ankle_angle_{s}", shank * deg)
+        setj(f"arm_flex_{s}", 20.0 * lean * deg)
+        setj(f"elbow_flex_{s}", (15.0 + 10.0 * lean) * deg)
+    setj("pelvis_tilt", tilt * deg)
+    setj("lumbar_extension", -lumbar_flexion * deg)
+    return q
+
+
 @dataclass(frozen=True)
 class Motion:
     """A trial's motion on the supersampled clock: joint coordinates, foot heights above standing (m), world
@@ -198,7 +234,8 @@ def motion_for_trial(geometry: BodyModel, conv: JointConventions, feet: FootMode
                      amplitude: float, abduction: float) -> Motion:
     """The motion of one trial, supersampled ``config.supersample`` times per frame.
 
-    static: neutral standing with ~4 mm pelvis sway and slight arm motion; walk: start, steady gait across
+    static: neutral standing with ~4 mm pelvis sway and slight arm motion; sit_to_stand: seated, rise, stand
+    (``sit_to_stand_angles``, feet planted, default 3 s); walk: start, steady gait across
     the walkway, stop; tug: walk 3 m, turn 180° at reduced intensity, walk back. amplitude and abduction come
     from ``tune_gait``; rng draws the start offset and stride phase (walks) or sway phases (static).
     """
@@ -220,6 +257,16 @@ def motion_for_trial(geometry: BodyModel, conv: JointConventions, feet: FootMode
         heel, toe = world[:, list(feet.heel)], world[:, list(feet.toe)]
         h = np.zeros((len(times), 2))
         return Motion(times, q, h, heel, toe, 0.0, 0.0)
+    if spec.activity == "sit_to_stand":
+        duration = spec.duration_s or 3.0
+        times = np.arange(int(round(duration * fps)) * ss) / (fps * ss)
+        q = sit_to_stand_angles(conv, times, rise_start_s=0.25 * duration, rise_duration_s=0.5 * duration)
+        rel = forward_markers(geometry, q, subject.log_scale, subject.geometry_offsets)
+        start = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.1, 0.1)])
+        translation, foot_h = plant_feet(rel, feet, subject.standing, start)
+        q[:, [conv.index["pelvis_tx"], conv.index["pelvis_ty"], conv.index["pelvis_tz"]]] = translation
+        world = rel + translation[:, None, :]
+        return Motion(times, q, foot_h, world[:, list(feet.heel)], world[:, list(feet.toe)], 0.0, 0.0)
     speed = spec.speed_m_s or subject.style.speed_m_s
     key_t, key_env, key_head, start_x, auto = _plan_walk(spec.duration_s, fps, speed, subject.cadence,
                                                          config.walkway_length_m, spec.activity == "tug")

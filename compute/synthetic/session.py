@@ -136,7 +136,8 @@ def generate_session(config: SyntheticSessionConfig, body: BodyModel | None = No
         other_q, other_scale = second_person(rng, qpos, conv, G, config)
         other = forward_markers(body, other_q, other_scale, np.zeros((J, 3)))
         obs = observe(rng, config, cameras_true, markers, other)
-        footfalls = walkway_footfalls(motion, walkway, config.walkway_length_m) if spec.activity != "static" else []
+        footfalls = (walkway_footfalls(motion, walkway, config.walkway_length_m)
+                     if spec.activity in ("walk", "tug") else [])
         trials.append(SyntheticTrial(
             name=spec.name, activity=spec.activity, fps=config.fps, times=times, qpos=qpos.astype(np.float32),
             markers=markers.astype(np.float32), footfalls=footfalls, speed_m_s=motion.speed_m_s,

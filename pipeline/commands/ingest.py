@@ -19,14 +19,15 @@ def ingest_session(args: argparse.Namespace) -> int:
     if args.dry_run:
         database = open_existing_database(args.prefix)
         connection = database.connection if database is not None else None
-        plan = manifest.ingest_session(args.manifest, connection=connection, dry_run=True)
-        print(plan.summary())
+        plans = manifest.ingest_sessions(args.manifest, connection=connection, dry_run=True)
+        print("\n".join(plan.summary() for plan in plans))
         print("dry run: nothing inserted")
         return 0
     database = open_database(args.prefix)
-    plan = manifest.ingest_session(args.manifest, connection=database.connection)
-    print(plan.summary())
-    print(f"inserted session {plan.session['subject_id']}/{plan.session['session_id']}")
+    plans = manifest.ingest_sessions(args.manifest, connection=database.connection)
+    for plan in plans:
+        print(plan.summary())
+        print(f"inserted session {plan.session['subject_id']}/{plan.session['session_id']}")
     return 0
 
 

@@ -19,13 +19,16 @@ def camera_of(cameras: dict, c: int) -> Camera:
     return Camera(cameras["K"][c], cameras["dist"][c], cameras["rvec"][c], cameras["tvec"][c], cameras["size"][c])
 
 
-def render_fitted_trial(inputs: dict, out_dir: Path) -> list[Path]:
-    """Write ``<name>_body.mp4`` and ``<name>_<camera>.mp4`` per camera into ``out_dir``; returns the paths.
+def render_fitted_trial(inputs: dict, out_dir: Path, strips: bool = False) -> list[Path]:
+    """Write ``<name>_body.mp4`` and ``<name>_<camera>.mp4`` per camera into ``out_dir`` (with ``strips``, also
+    ``<name>_body_strip.png`` and ``<name>_<camera>_strip.png``: 6 frames spread over the trial); returns the
+    paths.
 
     inputs: :func:`schemas.reads.results.render_inputs` of one fitted trial (qpos (T, Q), markers (T, J, 3) m,
     log_scale (G,), fps, cameras, videos).
     """
-    from pipeline.rendering import render_body_video, render_overlay_video, scaled_body_model, skeleton_over_time
+    from pipeline.rendering import (render_body_strip, render_body_video, render_overlay_strip,
+                                    render_overlay_video, scaled_body_model, skeleton_over_time)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     key = inputs["key"]
@@ -41,6 +44,15 @@ def render_fitted_trial(inputs: dict, out_dir: Path) -> list[Path]:
         written.append(render_overlay_video(out_dir / f"{name}_{camera_name}.mp4", camera_of(cameras, c),
                                             inputs["markers"], inputs["fps"], skeleton=skeleton, video_path=video,
                                             video_start_frame=inputs["first_frame"] if video else 0))
+        if strips:
+            written.append(render_overlay_strip(out_dir / f"{name}_{camera_name}_strip.png",
+                                                camera_of(cameras, c), inputs["markers"], skeleton=skeleton,
+                                                video_path=video,
+                                                video_start_frame=inputs["first_frame"] if video else 0))
+    if strips:
+        written.append(render_body_strip(out_dir / f"{name}_body_strip.png", inputs["qpos"], inputs["log_scale"],
+                                         markers=inputs["markers"], scale_matrix=inputs["scale_matrix"],
+                                         mjcf_xml=inputs["mjcf_xml"]))
     return written
 
 
@@ -64,7 +76,7 @@ def render_command(args: argparse.Namespace) -> int:
         return 1
     for key in keys:
         inputs = results.render_inputs(key)
-        for path in render_fitted_trial(inputs, Path(args.out_dir)):
+        for path in render_fitted_trial(inputs, Path(args.out_dir), strips=args.strips):
             print(path)
     return 0
 
@@ -78,5 +90,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_restriction_arguments(parser, "BilevelFit.Trial")
     parser.add_argument("--max-trials", type=int, default=1,
                         help="render at most this many matching trials (default 1)")
+    parser.add_argument("--strips", action="store_true",
+                        help="also write a PNG strip of 6 frames per camera and of the body")
     parser.set_defaults(handler=render_command)
 

@@ -76,6 +76,8 @@ class Report:
     restriction: dict[str, Any] = field(default_factory=dict)
     primary_condition: str | None = None  # the method Table I and the population comparisons describe
     paths: dict[str, Path] = field(default_factory=dict)
+    cross_validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # cross_validation_table(), per camera
+    time_offsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # fitted camera time offsets (s), when any
 
     def markdown(self) -> str:
         title = "# Markerless gait report"
@@ -107,7 +109,49 @@ class Report:
                       markdown_table(self.estimates, decimals=4), ""]
         else:
             parts += ["_nothing to compare_", ""]
+        parts += ["## Held-out validation per session and camera", ""]
+        if len(self.cross_validation):
+            parts += ["Each camera left out of a refit and predicted through its input calibration (fit vs a robust "
+                      "triangulation from the other cameras, medians px on the keypoints both predict, GC_5 with "
+                      "a missing prediction as a failure), and bundle adjustment judged on held-out frames "
+                      "(median px through the refined vs the input calibration). `flagged`: moved beyond the "
+                      "limit without held-out improvement.", ""]
+            parts += [markdown_table(self.cross_validation, decimals=CROSS_VALIDATION_DECIMALS), ""]
+        else:
+            parts += ["_no cross-validation (request it with `mmc populate CrossValidation`)_", ""]
+        if len(self.time_offsets):  # only fits with BundleAdjustmentConfig.fit_time_offsets have them
+            parts += ["## Fitted camera time offsets", "",
+                      "Camera c's frame i shows the body at i / fps + offset (mean 0 over each fit's cameras).", "",
+                      markdown_table(self.time_offsets, decimals={"time_offset_ms": 1}), ""]
         return "\n".join(parts)
+
+
+CROSS_VALIDATION_DECIMALS = {"held_out_px": 2, "in_sample_px": 2, "triangulation_px": 2, "held_out_gc5": 3,
+                             "triangulation_gc5": 3, "rotation_change_deg": 2, "centre_change_mm": 1,
+                             "frames_refined_px": 2, "frames_input_px": 2}
+
+
+def cross_validation_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """``schemas.reads.results.cross_validation_cameras`` rows -> one row per session, parameter set and camera:
+    held-out median (on the keypoints triangulation also predicts) and GC_5 of the fit and of triangulation,
+    the fit's in-sample median, the camera's refinement and its held-out-frame verdict and flag."""
+    columns = ["subject_id", "session_id", "params_name", "camera_name", "held_out_px", "triangulation_px",
+               "held_out_gc5", "triangulation_gc5", "in_sample_px", "rotation_change_deg", "centre_change_mm",
+               "frames_refined_px", "frames_input_px", "verdict", "flagged"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    return pd.DataFrame({
+        "subject_id": frame["subject_id"], "session_id": frame["session_id"], "params_name": frame["params_name"],
+        "camera_name": frame["camera_name"], "held_out_px": frame["fit_median_common_px"].astype(float),
+        "triangulation_px": frame["triangulation_median_px"].astype(float),
+        "held_out_gc5": frame["fit_gc5"].astype(float), "triangulation_gc5": frame["triangulation_gc5"].astype(float),
+        "in_sample_px": frame["in_sample_median_px"].astype(float),
+        "rotation_change_deg": frame["rotation_change_deg"].astype(float),
+        "centre_change_mm": frame["centre_change_mm"].astype(float),
+        "frames_refined_px": frame["frames_refined_median_px"].astype(float),
+        "frames_input_px": frame["frames_input_median_px"].astype(float),
+        "verdict": frame["calibration_verdict"], "flagged": frame["calibration_flagged"].astype(bool)})[columns]
 
 
 def _spatiotemporal_markdown(table: pd.DataFrame) -> str:
@@ -152,7 +196,8 @@ def make_report(steps: pd.DataFrame, trials: pd.DataFrame, restriction: Mapping[
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.md`` and the CSVs (snake_case headers with units): ``table1.csv``, ``table2.csv``,
     ``gc5_conditions.csv`` (the test) and ``gc5_condition_subject_means.csv``, ``spatiotemporal_by_population.csv``,
-    ``population_comparisons.csv`` and ``population_estimates.csv`` (when there is something to write)."""
+    ``population_comparisons.csv``, ``population_estimates.csv`` and ``cross_validation.csv`` (when there is something
+    to write)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out_dir / "report.md"}
@@ -166,7 +211,8 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
         report.conditions.as_frame().to_csv(paths["conditions"], index=False)
         paths["condition_subject_means"] = out_dir / "gc5_condition_subject_means.csv"
         report.conditions.subject_means.to_csv(paths["condition_subject_means"], index=False)
-    for name, frame, file_name in (("spatiotemporal", report.spatiotemporal, "spatiotemporal_by_population.csv"),
+    for name, frame, file_name in (("cross_validation", report.cross_validation, "cross_validation.csv"),
+                                   ("spatiotemporal", report.spatiotemporal, "spatiotemporal_by_population.csv"),
                                    ("comparisons", report.comparisons, "population_comparisons.csv"),
                                    ("estimates", report.estimates, "population_estimates.csv")):
         if len(frame):
@@ -274,6 +320,10 @@ def build_report(database: Database, restriction: ReportRestriction = ReportRest
     steps, trials = fetch_report_frames(database, restriction)
     strides, spatiotemporal = fetch_gait_frames(database, restriction, primary_condition(trials, steps))
     report = make_report(steps, trials, restriction.as_dict(), spatiotemporal=spatiotemporal)
+    report.cross_validation = cross_validation_table(results.cross_validation_cameras(*_restrictions(restriction)))
+    offsets = pd.DataFrame(results.camera_time_offsets(*_restrictions(restriction)))
+    if len(offsets):
+        report.time_offsets = offsets.assign(time_offset_ms=1000.0 * offsets.pop("time_offset_s").astype(float))
     write_report(report, out_dir)
     if with_figures:
         report.paths.update(figures.report_figures(steps, trials, Path(out_dir)))

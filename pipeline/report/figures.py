@@ -584,10 +584,16 @@ def plot_trial_qc(
     keypoint_names: Sequence[str] | None = None,
     thresholds_px: np.ndarray | None = None,
     title: str | None = None,
+    held_out_median_px: Sequence[float] | None = None,
+    flagged_cameras: Sequence[bool] | None = None,
 ) -> Path:
     """One page to judge a fitted trial: reprojection error per camera (box plots, px), its ``GC_d`` curve,
     where keypoints are missing (confidence 0: share per camera × keypoint and per camera × time), and the
     sagittal joint angles against time.
+
+    held_out_median_px: (C,) the session's cross-validation (``schemas.validation``): each camera's median error
+    when a refit without it predicts it, drawn over the box plots (NaN: none); flagged_cameras: (C,) bool,
+    cameras whose bundle adjustment moved them beyond a limit without held-out improvement (marked "!").
 
     times: (T,) s; qpos: (T, Q) rad with joint_names (Q,); confidence: (C, T, J) in [0, 1]; errors_px: C arrays
     of model-to-detection distances (px, :func:`reprojection_errors_by_camera`); gc_curve: (D,) fractions at
@@ -613,6 +619,14 @@ def plot_trial_qc(
             ax.boxplot([errors_px[c] for c in drawn], positions=drawn, widths=0.6, showfliers=False)
         ax.set_xticks(range(n_cameras), camera_names, rotation=30, fontsize=8)
         medians = [f"{np.median(e):.1f}" if len(e) else "–" for e in errors_px]
+        if held_out_median_px is not None:
+            ax.plot(range(n_cameras), np.asarray(held_out_median_px, float), ls="none", marker="D", ms=6,
+                    color=PALETTE[1], label="median, camera held out of the fit")
+            ax.legend(loc="upper right", fontsize=8)
+        if flagged_cameras is not None:
+            ax.set_xticks(range(n_cameras), [f"{name} (!)" if flag else name
+                                             for name, flag in zip(camera_names, flagged_cameras)],
+                          rotation=30, fontsize=8)
         ax.set_ylabel("Reprojection error (px)")
         ax.set_title(f"Reprojection error per camera (medians {', '.join(medians)} px)", fontsize=10)
 
@@ -803,9 +817,15 @@ def trial_figures(trial_fit_key: Mapping[str, Any], out_dir: str | Path, frames:
         predicted, observed, confidence, frames, cameras, rig["size"],
         out_dir / f"{stem}_reprojection.png", camera_names=rig["names"], images=images,
         times=np.asarray(row["times"]), title=f"Model markers vs detected keypoints — {label}")
+    fit_key = {k: key[k] for k in ("subject_id", "session_id", "base_model", "params_name")}
+    validated = {r["camera_name"]: r for r in results.cross_validation_cameras(fit_key)}
     paths["qc"] = plot_trial_qc(
         row["times"], row["qpos"], row["joint_names"], confidence,
         reprojection_errors_by_camera(predicted, observed, confidence), row["gc_curve"],
         out_dir / f"{stem}_qc.png", camera_names=rig["names"], keypoint_names=row["keypoint_names"],
-        title=f"Quality control — {label}")
+        title=f"Quality control — {label}",
+        held_out_median_px=[validated[n]["fit_median_px"] if n in validated and validated[n]["fit_median_px"]
+                            is not None else np.nan for n in rig["names"]] if validated else None,
+        flagged_cameras=[bool(validated.get(n, {}).get("calibration_flagged")) for n in rig["names"]]
+        if validated else None)
     return paths

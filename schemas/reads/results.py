@@ -38,6 +38,15 @@ def refined_cameras(fit_key: dict) -> dict:
     return cameras
 
 
+def camera_time_offsets(*restrictions) -> list[dict]:
+    """Fitted camera time offsets: ``BilevelFit.RefinedCalibration`` rows whose ``time_offset_s`` is not NULL
+    (fit key, camera_name, time_offset_s, population), ordered by fit and camera."""
+    table = require_columns(fitting.BilevelFit.RefinedCalibration, "camera_name", "time_offset_s")
+    query = restrict((table.proj("time_offset_s") & "time_offset_s IS NOT NULL")
+                     * require_columns(acquisition.Subject, "population").proj("population"), restrictions)
+    return query.to_dicts(order_by="subject_id, session_id, base_model, params_name, camera_name")
+
+
 # ------------------------------------------------------------------------------------------- fitted trials
 FIT_KEY = ("subject_id", "session_id", "trial_name", "base_model", "params_name")
 
@@ -84,6 +93,28 @@ def fitted_trials(*restrictions) -> list[dict]:
              * require_columns(acquisition.Subject, "population").proj("population")
              * require_columns(acquisition.Trial, "activity", "fps").proj("activity", "fps"))
     return restrict(query, restrictions).to_dicts(order_by=", ".join(FIT_KEY))
+
+
+CROSS_VALIDATION_COLUMNS = ("n_keypoints", "fit_median_px", "fit_gc5", "fit_median_common_px",
+                            "triangulation_median_px", "triangulation_gc5", "triangulation_coverage",
+                            "in_sample_median_px", "remaining_median_px", "rotation_change_deg", "centre_change_mm",
+                            "frames_refined_median_px", "frames_input_median_px", "calibration_verdict",
+                            "calibration_flagged")
+
+
+def cross_validation_cameras(*restrictions) -> list[dict]:
+    """Every ``CrossValidation.HeldOutCamera`` row (fit key, camera_name and :data:`CROSS_VALIDATION_COLUMNS`: px,
+    fractions, deg, mm) with the subject's population, ordered by fit key and camera; empty when the table is
+    missing from this database (validation never run)."""
+    from schemas import validation
+
+    if validation.schema.database is None or not validation.CrossValidation.HeldOutCamera.is_declared:
+        return []
+    part = require_columns(validation.CrossValidation.HeldOutCamera, "camera_name", *CROSS_VALIDATION_COLUMNS)
+    query = part.proj(*CROSS_VALIDATION_COLUMNS) * require_columns(acquisition.Subject, "population").proj(
+        "population")
+    return restrict(query, restrictions).to_dicts(
+        order_by="subject_id, session_id, base_model, params_name, camera_name")
 
 
 STEP_ERROR_COLUMNS = ("step_width_error", "stride_length_error", "step_length_error")
