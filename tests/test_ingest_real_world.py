@@ -190,8 +190,9 @@ def test_ingest_keypoints_for_an_existing_trial_is_one_line(session_dir, db_pref
      "session.calibration_units", "'calibration_unit'"),
     ('calibration_format = "anipose"', 'calibration_format = "anipose"\nworld_alignments = "auto"',
      "session.world_alignments", "'world_alignment'"),
-    ("[subject]", 'colour = "x"\n[subject]', "colour", "valid keys: subject, session, trials"),
-    ("[subject]", "[subjects]\nid = 1\n[subject]", "subjects", "'subject'"),
+    ("[subject]", 'colour = "x"\n[subject]', "colour", "valid keys: subject, subjects, session, trials"),
+    ("[subject]", "[subjekt]\nid = 1\n[subject]", "subjekt", "'subject'"),
+    ("[subject]", "[[subjects]]\nid = 1\n[subject]", "[[subjects]]", "either [subject] or [[subjects]]"),
 ])
 def test_unknown_manifest_keys_are_errors_with_a_suggestion(session_dir, db_prefix, capsys, old, new, field,
                                                             suggestion):
