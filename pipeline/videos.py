@@ -170,11 +170,15 @@ def run_blazepose(path: str, params: dict) -> dict:
                         for t in poses.tracks])
 
 
-def populate_detections(*restrictions, params_row: dict | None = None) -> int:
+def populate_detections(*restrictions, params_row: dict | None = None,
+                        failures: list[str] | None = None) -> int:
     """Insert ``params_row`` (default: :func:`blazepose_params_row`) unless present, then populate ``Detection``
     for it with the BlazePose runner, for the video files of the ``Video`` rows matching ``restrictions`` (all
     when none); returns the number of Detection rows made. A file already detected with these parameters (same
-    checksum, e.g. filmed for another participant or ingested again) is not detected again."""
+    checksum, e.g. filmed for another participant or ingested again) is not detected again.
+
+    A file that cannot be read (moved, changed since ingest, corrupt) does not stop the others: its one-line
+    error is appended to ``failures`` when given, else raised as a ``RuntimeError`` after the others ran."""
     from schemas import video
 
     row = params_row or blazepose_params_row()
@@ -192,10 +196,24 @@ def populate_detections(*restrictions, params_row: dict | None = None) -> int:
     before = len(video.Detection())
     video.use_detection_runner(run_blazepose)
     try:
-        video.Detection.populate({"detector_params": row["detector_params"]}, files)
+        outcome = video.Detection.populate({"detector_params": row["detector_params"]}, files,
+                                           suppress_errors=True)
     finally:
         video.use_detection_runner(None)
+    errors = [f"detection of {key.get('sha256', '?')[:12]}…: {message}" for key, message in
+              (_error_pair(e) for e in (outcome or {}).get("error_list", []))]
+    if errors and failures is None:
+        raise RuntimeError("; ".join(errors))
+    if failures is not None:
+        failures.extend(errors)
     return len(video.Detection()) - before
+
+
+def _error_pair(entry) -> tuple[dict, str]:
+    """(key, message) of one ``populate(suppress_errors=True)`` error entry (a ``(key, message)`` pair)."""
+    if isinstance(entry, (tuple, list)) and len(entry) == 2:
+        return dict(entry[0]) if isinstance(entry[0], dict) else {}, str(entry[1])
+    return {}, str(entry)
 
 
 def insert_trial_videos(video_trial: dict, videos: list[dict]) -> None:
@@ -497,7 +515,7 @@ def detect_and_choose_subjects(trial_restrictions: tuple, connection, params_row
     row = params_row or blazepose_params_row()
     announce(f"video trials without keypoints: {len(pending)}; detecting with {row['detector']} "
              f"{row['detector_version']} ({row['detector_params']})")
-    report.detections_made = populate_detections(pending, params_row=row)
+    report.detections_made = populate_detections(pending, params_row=row, failures=report.failures)
     for key in pending:
         name = "/".join(str(key[k]) for k in ("subject_id", "session_id", "trial_name"))
         try:

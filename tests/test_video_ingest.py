@@ -213,11 +213,15 @@ def test_two_participants_become_two_subjects_detected_once_per_file(db_prefix, 
     params = blazepose_params_row("blazepose_first5", {"stop": 5})
     already = len(video.Detection & files & {"detector_params": "blazepose_first5"})
     report = detect_and_choose_subjects(([{"subject_id": s} for s in subjects],), db_connection, params_row=params)
-    assert report.detections_made == 2 - already and not report.failures and len(report.trials) == 2, report
+    # other tests of this database may have chosen one of these people from the same files already: only a
+    # failure between these two subjects would be wrong here
+    between_them = [line for line in report.failures if all(s in line for s in subjects)]
+    assert report.detections_made == 2 - already and not between_them and len(report.trials) == 2, report
     from pipeline.videos import subjects_with_the_same_tracks
 
     trial_a = {"subject_id": subjects[0], "session_id": "2024-05-02", "trial_name": "walk01"}
-    assert subjects_with_the_same_tracks(trial_a, "blazepose_first5") == []
+    assert not [other for other in subjects_with_the_same_tracks(trial_a, "blazepose_first5")
+                if other.startswith(f"{subjects[1]}/")]
 
     hips = {}
     for subject, point in zip(subjects, ([-1.0, 0.0], [0.2, -0.4])):
@@ -236,10 +240,11 @@ def test_two_participants_become_two_subjects_detected_once_per_file(db_prefix, 
         assert np.linalg.norm(hips_a[camera] - hips_b[camera]) > 100       # px
 
     (tmp_path / "again").mkdir()
-    again, _ = _two_participants_manifest(tmp_path / "again")                 # the same files, new subjects
+    again, new_subjects = _two_participants_manifest(tmp_path / "again")      # the same files, new subjects
     assert main(["--prefix", db_prefix, "ingest", "session", str(again)]) == 0
-    assert populate_detections(params_row=params) == 0                       # nothing detected twice
-    report = detect_and_choose_subjects(({"session_id": "2024-05-02"},), db_connection, params_row=params)
+    assert populate_detections([{"subject_id": s} for s in new_subjects], params_row=params) == 0  # not twice
+    report = detect_and_choose_subjects(([{"subject_id": s} for s in new_subjects],), db_connection,
+                                        params_row=params)
     assert report.detections_made == 0 and len(report.trials) == 2
     # the new walker is the first walker again: said, not silently stored as a distinct participant
     assert any(f"the same person as {subjects[0]}/2024-05-02/walk01" in line for line in report.failures), report

@@ -22,7 +22,7 @@ from pipeline.importers.errors import IngestError
 from pipeline.report import figures
 from pipeline.restrictions import add_restriction_arguments, restrictions_for
 from pipeline.report.stats import (NOT_TESTABLE, SPATIOTEMPORAL_COLUMNS, STEP_ERROR_COLUMNS, ConditionComparison,
-                                   bundle_adjustment_enabled, compare_conditions, comparison_estimates,
+                                   best_condition, bundle_adjustment_enabled, compare_conditions, comparison_estimates,
                                    comparison_table, condition_labels, population_comparisons, primary_condition,
                                    spatiotemporal_table, table_one, table_two, trial_ids)
 from schemas.reads import results
@@ -75,6 +75,7 @@ class Report:
     estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
     restriction: dict[str, Any] = field(default_factory=dict)
     primary_condition: str | None = None  # the method Table I and the population comparisons describe
+    gait_condition: str | None = None  # the method of the spatiotemporal table (primary unless it has no gait rows)
     paths: dict[str, Path] = field(default_factory=dict)
     cross_validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # cross_validation_table(), per camera
     time_offsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # fitted camera time offsets (s), when any
@@ -94,8 +95,12 @@ class Report:
         if self.conditions is not None and self.conditions.method != NOT_TESTABLE:
             parts += ["Subjects are the unit: each subject's trials are averaged per condition (no Tukey HSD: "
                       "conditions are paired within subjects).", ""]
-        parts += [f"## Spatiotemporal parameters by population{method} (mean ± SD of subject means)", ""]
+        gait = self.gait_condition or self.primary_condition
+        gait_method = f", {gait}" if gait else ""
+        parts += [f"## Spatiotemporal parameters by population{gait_method} (mean ± SD of subject means)", ""]
         parts += [_spatiotemporal_markdown(self.spatiotemporal), ""]
+        if gait != self.primary_condition and len(self.spatiotemporal):
+            method = f" (GC_5: {self.primary_condition}; spatiotemporal parameters: {gait})"
         parts += [f"## Population comparisons{method}", ""]
         if len(self.comparisons):
             parts += ["Trials are nested in subjects: linear mixed model with a subject random intercept when "
@@ -166,13 +171,13 @@ def _spatiotemporal_markdown(table: pd.DataFrame) -> str:
 
 
 def make_report(steps: pd.DataFrame, trials: pd.DataFrame, restriction: Mapping[str, Any] | None = None,
-                spatiotemporal: pd.DataFrame | None = None) -> Report:
+                spatiotemporal: pd.DataFrame | None = None, gait_condition: str | None = None) -> Report:
     """Tables I and II, the GC_5 condition comparison, the spatiotemporal table and the population comparisons
     from the input frames (see :mod:`pipeline.report.stats`).
 
     Table I, the spatiotemporal table and the population comparisons describe one method,
-    :func:`~pipeline.report.stats.primary_condition` (``spatiotemporal`` should already be of that method,
-    :func:`fetch_gait_frames`).
+    :func:`~pipeline.report.stats.primary_condition`; ``spatiotemporal`` should already be of one method
+    (:func:`fetch_gait_frames`), ``gait_condition`` when that is not the primary one (it has no gait rows).
     """
     empty_steps = steps is None or len(steps) == 0
     has_trials = trials is not None and len(trials) > 0
@@ -190,7 +195,7 @@ def make_report(steps: pd.DataFrame, trials: pd.DataFrame, restriction: Mapping[
     return Report(table_one=t1, table_two=t2, conditions=conditions,
                   spatiotemporal=spatiotemporal_table(spatiotemporal), comparisons=comparison_table(comparisons),
                   estimates=comparison_estimates(comparisons), restriction=dict(restriction or {}),
-                  primary_condition=primary)
+                  primary_condition=primary, gait_condition=gait_condition or primary)
 
 
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
@@ -318,8 +323,11 @@ def build_report(database: Database, restriction: ReportRestriction = ReportRest
                  out_dir: str | Path = "report", with_figures: bool = True) -> Report:
     """Fetch, compute, write (Markdown + CSV, and figures when ``with_figures``) and return the report."""
     steps, trials = fetch_report_frames(database, restriction)
-    strides, spatiotemporal = fetch_gait_frames(database, restriction, primary_condition(trials, steps))
-    report = make_report(steps, trials, restriction.as_dict(), spatiotemporal=spatiotemporal)
+    strides, spatiotemporal = fetch_gait_frames(database, restriction)
+    gait_condition = condition_with_gait_rows(trials, primary_condition(trials, steps), strides, spatiotemporal)
+    strides, spatiotemporal = (of_condition(frame, gait_condition) for frame in (strides, spatiotemporal))
+    report = make_report(steps, trials, restriction.as_dict(), spatiotemporal=spatiotemporal,
+                         gait_condition=gait_condition)
     report.cross_validation = cross_validation_table(results.cross_validation_cameras(*_restrictions(restriction)))
     offsets = pd.DataFrame(results.camera_time_offsets(*_restrictions(restriction)))
     if len(offsets):
@@ -327,8 +335,7 @@ def build_report(database: Database, restriction: ReportRestriction = ReportRest
     write_report(report, out_dir)
     if with_figures:
         report.paths.update(figures.report_figures(steps, trials, Path(out_dir)))
-        report.paths.update(figures.gait_figures(strides, spatiotemporal, Path(out_dir),
-                                                 condition=report.primary_condition))
+        report.paths.update(figures.gait_figures(strides, spatiotemporal, Path(out_dir), condition=gait_condition))
     return report
 
 
@@ -344,18 +351,37 @@ def fetch_gait_frames(database: Database, restriction: ReportRestriction = Repor
     """
     results.require_prefix(database.prefix)
     restrictions = _restrictions(restriction)
-    frames = (pd.DataFrame(results.gait_cycle_strides(*restrictions)),
-              pd.DataFrame(results.spatiotemporal_parameters(*restrictions)))
-    if condition is None:
-        return frames
     enabled = {name: bundle_adjustment_enabled(params) for name, params in results.parameter_sets().items()}
-    kept = []
-    for frame in frames:
+    frames = []
+    for rows in (results.gait_cycle_strides(*restrictions), results.spatiotemporal_parameters(*restrictions)):
+        frame = pd.DataFrame(rows)
         if len(frame):
             frame["bundle_adjustment"] = frame["params_name"].map(enabled).astype(bool)
-            frame = frame[[label == condition for label in condition_labels(frame)]].reset_index(drop=True)
-        kept.append(frame)
-    return kept[0], kept[1]
+        frames.append(of_condition(frame, condition))
+    return frames[0], frames[1]
+
+
+def of_condition(frame: pd.DataFrame, condition: str | None) -> pd.DataFrame:
+    """The rows of ``frame`` (with ``base_model`` and ``bundle_adjustment`` columns) fitted by ``condition``
+    (a :func:`~pipeline.report.stats.condition_labels` label); every row when ``condition`` is None."""
+    if condition is None or not len(frame):
+        return frame
+    return frame[[label == condition for label in condition_labels(frame)]].reset_index(drop=True)
+
+
+def condition_with_gait_rows(trials: pd.DataFrame, primary: str | None, strides: pd.DataFrame,
+                             spatiotemporal: pd.DataFrame) -> str | None:
+    """The method the gait figures and the spatiotemporal table describe: the report's primary condition when
+    it has gait rows (strides or spatiotemporal parameters); otherwise the best-GC_5 condition among those that
+    do, so fits of another base model without walkway data still get their gait figures (the figure titles
+    name the condition); None when no fit has gait rows."""
+    with_rows = {label for frame in (strides, spatiotemporal) if len(frame) for label in condition_labels(frame)}
+    if not with_rows:
+        return primary
+    if primary in with_rows:
+        return primary
+    candidates = trials[[label in with_rows for label in condition_labels(trials)]] if len(trials) else trials
+    return best_condition(candidates) if len(candidates) else sorted(with_rows)[0]
 
 
 def _parse_date(text: str | None, option: str) -> _dt.date | None:
