@@ -1,7 +1,7 @@
 """Benchmark of sparse keypoint sets: joint-angle RMSE per marker set x DoF x activity x camera count.
 
 Usage:  .venv/bin/python bench/bench_sparse.py [--sets BODY25B COCO17 ...] [--cameras 8 4] [--params cpu_sparse]
-            [--steps N] [--swap-fraction 0.05] [--prior-scale 1.0]
+            [--steps N] [--swap-fraction 0.05] [--prior-scale 1.0] [--lumbar-neutral DEG] [--detail]
 Writes markdown tables to stdout.
 
 * Session per (marker set, camera count): synthetic control subject, 1.5 px noise, 10 % dropped, 3 % outliers,
@@ -9,9 +9,11 @@ Writes markdown tables to stdout.
 * Optionally ``--swap-fraction f`` exchanges the left/right keypoints of a fraction f of the frames in camera 0
   (a single-view detector's left/right swap); cpu_sparse corrects them before the fit.
 * Reported per activity: RMSE (deg) against the true trajectory of the DoF groups of the acceptance targets
-  (pelvis tilt, lumbar flex/ext, hip/knee/ankle flexion <= 5 deg, hip adduction/rotation <= 6, shoulder/elbow
-  <= 8; x1.5 with 4 cameras), and the median posterior SD (deg) that the fit stores for each group
-  (``TrialFit.coordinate_sd_rad``: large = the images do not determine it and the prior sets it).
+  (``compute.synthetic.acceptance``: pelvis tilt, lumbar flex/ext, hip/knee/ankle flexion <= 5 deg, hip
+  adduction/rotation <= 6, shoulder flexion/adduction, humeral rotation and elbow <= 8; x1.5 with 4 cameras), and
+  the median posterior SD (deg) that the fit stores for each group (``TrialFit.coordinate_sd_rad``: large = the
+  images do not determine it and the prior sets it); with ``--detail`` the mean truth and mean error (bias) of
+  every coordinate, which separates a prior's constant offset from tracking error.
 """
 from __future__ import annotations
 
@@ -27,39 +29,13 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 import numpy as np  # noqa: E402
 
-from compute import synthetic  # noqa: E402
 from compute.fit import TrialObservations, fit_session  # noqa: E402
 from compute.kinematics import load_body_model  # noqa: E402
 from compute.params import PARAMETER_SETS  # noqa: E402
-from compute.swaps import exchange_pairs, left_right_pairs  # noqa: E402
+from compute.synthetic.acceptance import (DOF_GROUPS as GROUPS, angle_rmse_by_group, sparse_session,  # noqa: E402
+                                          sparse_session_config, swap_left_right, target_deg)
 
-# DoF group -> (coordinates, target RMSE deg with 8 cameras)
-GROUPS: dict[str, tuple[tuple[str, ...], float]] = {
-    "pelvis_tilt": (("pelvis_tilt",), 5.0),
-    "lumbar_ext": (("lumbar_extension",), 5.0),
-    "hip_flex": (("hip_flexion_r", "hip_flexion_l"), 5.0),
-    "knee_flex": (("knee_angle_r", "knee_angle_l"), 5.0),
-    "ankle_flex": (("ankle_angle_r", "ankle_angle_l"), 5.0),
-    "hip_add": (("hip_adduction_r", "hip_adduction_l"), 6.0),
-    "hip_rot": (("hip_rotation_r", "hip_rotation_l"), 6.0),
-    "shoulder": (("arm_flex_r", "arm_flex_l", "arm_add_r", "arm_add_l", "arm_rot_r", "arm_rot_l"), 8.0),
-    "elbow": (("elbow_flex_r", "elbow_flex_l"), 8.0),
-}
 SPARSE_SETS = ("BODY25B", "HALPE26", "COCO17", "BLAZEPOSE33")
-FOUR_CAMERA_FACTOR = 1.5
-
-
-def sparse_session(marker_set: str, n_cameras: int, seed: int = 11, walk_s: float = 4.0, static_s: float = 3.0,
-                   sit_to_stand_s: float = 3.0):
-    """Synthetic session (walk, static, sit_to_stand trials) observed in ``marker_set`` keypoints, and its body."""
-    body = load_body_model(marker_set)
-    trials = tuple(spec for spec in (synthetic.SyntheticTrialSpec("walk01", "walk", walk_s),
-                                     synthetic.SyntheticTrialSpec("static01", "static", static_s),
-                                     synthetic.SyntheticTrialSpec("sts01", "sit_to_stand", sit_to_stand_s))
-                   if spec.duration_s)
-    config = synthetic.SyntheticSessionConfig(seed=seed, n_cameras=n_cameras, pixel_noise_px=1.5, drop_fraction=0.10,
-                                              outlier_fraction=0.03, marker_set=marker_set, trials=trials)
-    return synthetic.generate_session(config, body), body
 
 
 def observations(session, body, swap_fraction: float = 0.0, swap_camera: int = 0,
@@ -67,32 +43,33 @@ def observations(session, body, swap_fraction: float = 0.0, swap_camera: int = 0
     """Fit inputs of the session's trials; ``swap_fraction`` of the frames of ``swap_camera`` get their
     left/right keypoints exchanged."""
     rng = np.random.default_rng(seed)
-    pairs = left_right_pairs(body.marker_names)
     out = []
     for t in session.trials:
-        keypoints = np.array(t.keypoints, np.float32)
-        confidence = np.array(t.confidence, np.float32)
+        keypoints, confidence = np.array(t.keypoints, np.float32), np.array(t.confidence, np.float32)
         if swap_fraction > 0:
-            n = keypoints.shape[1]
-            frames = np.sort(rng.choice(n, max(1, int(round(swap_fraction * n))), replace=False))
-            keypoints[swap_camera, frames] = exchange_pairs(keypoints[swap_camera, frames], pairs, axis=1)
-            confidence[swap_camera, frames] = exchange_pairs(confidence[swap_camera, frames], pairs, axis=1)
+            keypoints, confidence, _ = swap_left_right(keypoints, confidence, body.marker_names, swap_fraction,
+                                                       swap_camera, rng)
         out.append(TrialObservations(t.name, t.fps, keypoints, confidence))
     return out
 
 
 def rmse_table(fit, session, body) -> dict[str, dict[str, float]]:
-    """{activity: {group: RMSE deg}} of the fitted trajectories against the truth; groups absent from the model
-    are skipped."""
-    table = {}
+    """{activity: {group: RMSE deg}} of the fitted trajectories against the truth."""
+    return {tr.activity: angle_rmse_by_group(tf.qpos, tr.qpos, body.joint_names)
+            for tf, tr in zip(fit.trials, session.trials)}
+
+
+def bias_lines(fit, session, body, coordinates: tuple[str, ...]) -> list[str]:
+    """Per activity and coordinate: mean truth, mean fit error and RMSE (deg), one markdown row each."""
+    lines = []
     for tf, tr in zip(fit.trials, session.trials):
-        row = {}
-        for group, (names, _) in GROUPS.items():
-            idx = [body.joint_names.index(n) for n in names if n in body.joint_names]
-            if idx:
-                row[group] = float(np.rad2deg(np.sqrt(np.mean((tf.qpos[:, idx] - tr.qpos[:, idx]) ** 2))))
-        table[tr.activity] = row
-    return table
+        for name in coordinates:
+            if name in body.joint_names:
+                i = body.joint_names.index(name)
+                err = np.rad2deg(tf.qpos[:, i] - tr.qpos[:, i])
+                lines.append(f"| {tr.activity} | {name} | {np.rad2deg(tr.qpos[:, i]).mean():.1f} | {err.mean():.1f} "
+                             f"| {np.sqrt(np.mean(err ** 2)):.1f} |")
+    return lines
 
 
 def sd_table(fit, body) -> dict[str, float]:
@@ -104,11 +81,6 @@ def sd_table(fit, body) -> dict[str, float]:
         if idx:
             out[group] = float(np.rad2deg(np.median(sd[:, idx])))
     return out
-
-
-def target_deg(group: str, n_cameras: int) -> float:
-    """Acceptance RMSE target (deg) of a DoF group: 8-camera value, x1.5 with fewer than 8 cameras."""
-    return GROUPS[group][1] * (1.0 if n_cameras >= 8 else FOUR_CAMERA_FACTOR)
 
 
 def scaled_priors(params, scale: float):
@@ -128,6 +100,7 @@ def main() -> None:
     parser.add_argument("--swap-fraction", type=float, default=0.0)
     parser.add_argument("--prior-scale", type=float, default=1.0, help="multiplies the prior weights")
     parser.add_argument("--lumbar-neutral", type=float, default=None, help="override lumbar_extension_neutral_deg")
+    parser.add_argument("--detail", action="store_true", help="also print per-coordinate truth and bias")
     args = parser.parse_args()
 
     groups = list(GROUPS)
@@ -136,7 +109,8 @@ def main() -> None:
     print("|---" * (len(groups) + 5) + "|")
     for marker_set in args.sets:
         for n_cameras in args.cameras:
-            session, body = sparse_session(marker_set, n_cameras)
+            body = load_body_model(marker_set)
+            session = sparse_session(sparse_session_config(marker_set, n_cameras), body)
             trials = observations(session, body, args.swap_fraction)
             for name in args.params:
                 params = PARAMETER_SETS[name].replace(steps=args.steps)
@@ -157,6 +131,10 @@ def main() -> None:
                 print(f"| {marker_set} | {n_cameras} | {name} | posterior SD | "
                       + " | ".join(f"{sd[g]:.2f}" if g in sd else "-" for g in groups)
                       + f" | wall {wall:.0f} s, GC_5 {fit.gc5:.3f} |", flush=True)
+                if args.detail:
+                    names = tuple(n for g in GROUPS.values() for n in g[0])
+                    print("\n| activity | coordinate | truth mean deg | mean error deg | RMSE deg |\n|---|---|---|---|---|")
+                    print("\n".join(bias_lines(fit, session, body, names)) + "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,18 @@ def foot_keypoints(set_name: str) -> dict[str, dict[str, int]]:
             for side in ("left", "right")}
 
 
+# A pelvis seen through at most this many keypoints (two hips, perhaps their midpoint) leaves its sagittal tilt to
+# be traded against lumbar extension and hip flexion at almost no reprojection cost.
+SPARSE_PELVIS_KEYPOINTS = 3
+
+
+def is_sparse(set_name: str) -> bool:
+    """True when ``set_name`` sees the pelvis only as hip points (COCO17, HALPE26, BODY25, BODY25B,
+    BLAZEPOSE33): pelvis tilt, lumbar extension and hip flexion are then not all determined by the images and a
+    fit needs posture priors; False for dense sets with pelvic landmarks (MOVI87)."""
+    return _cached_marker_set(set_name).bodies.count("pelvis") <= SPARSE_PELVIS_KEYPOINTS
+
+
 def keypoint_sets() -> Mapping[str, tuple[str, ...]]:
     """``{set name: (J,) keypoint names}`` for every packaged marker set (read-only)."""
     return MappingProxyType({name: keypoint_names(name) for name in MARKER_SET_NAMES})

@@ -32,6 +32,9 @@ __all__ = [
     "CrossValidationConfig",
     "FitParams",
     "PARAMETER_SETS",
+    "DEFAULT_PARAMS_NAME",
+    "SPARSE_PARAMS_NAME",
+    "default_params_name",
 ]
 
 
@@ -131,7 +134,9 @@ class PriorConfig:
       over an anteriorly tilted pelvis, pelvis_tilt = -neutral), lumbar_bending/rotation (sd lumbar_sd_deg,
       neutral 0), pro_sup_r/l (sd pro_sup_sd_deg, neutral
       pro_sup_neutral_deg: 90 = palm facing the thigh), subtalar_angle_r/l if the model has them (sd
-      subtalar_sd_deg, neutral 0), wrist_flex/wrist_dev_r/l (sd wrist_sd_deg, neutral 0).
+      subtalar_sd_deg, neutral 0), wrist_flex/wrist_dev_r/l (sd wrist_sd_deg, neutral 0), arm_rot_r/l (sd
+      arm_rotation_sd_deg, neutral 0: humeral rotation is seen only through the forearm, so not at all while the
+      elbow is straight).
     joint_limit_weight: weight of the soft joint-limit penalty ``1/2 (violation / joint_limit_scale_deg)^2``
       summed over every coordinate outside its model range (root translations and heading excluded).
     lumbopelvic_weight: weight of the lumbopelvic-rhythm coupling: the lumbar spine contributes the fraction
@@ -148,6 +153,7 @@ class PriorConfig:
     pro_sup_neutral_deg: float = 90.0
     subtalar_sd_deg: float = 10.0
     wrist_sd_deg: float = 15.0
+    arm_rotation_sd_deg: float = 30.0
     joint_limit_weight: float = 0.0
     joint_limit_scale_deg: float = 1.0
     lumbopelvic_weight: float = 0.0
@@ -155,8 +161,8 @@ class PriorConfig:
     lumbopelvic_sd_deg: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("lumbar_sd_deg", "pro_sup_sd_deg", "subtalar_sd_deg", "wrist_sd_deg", "joint_limit_scale_deg",
-                     "lumbopelvic_sd_deg"):
+        for name in ("lumbar_sd_deg", "pro_sup_sd_deg", "subtalar_sd_deg", "wrist_sd_deg", "arm_rotation_sd_deg",
+                     "joint_limit_scale_deg", "lumbopelvic_sd_deg"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PriorConfig.{name}: expected > 0, got {getattr(self, name)}")
         for name in ("posture_weight", "joint_limit_weight", "lumbopelvic_weight"):
@@ -201,6 +207,10 @@ class BundleAdjustmentConfig:
       time shift as a displacement along the walking direction.  False: the fit is exactly the one without.
     max_time_offset_s: bound on |delta_c| (s; 0.2 s = 6 frames at 30 fps, 12 at 60 fps).
     time_offset_learning_rate_s: Adam rate of the offsets (s per step), decayed 10x over the run.
+    time_offsets_from_epipolar: start the offsets at the lags of the epipolar pre-check (``compute.sync``, median
+      over the session's trials; undetermined lags start at 0) instead of at 0: the fit then refines an offset
+      that is already within a fraction of a frame rather than searching several frames away while the
+      trajectory is still being learnt.
     """
 
     camera_start_fraction: float = 0.2
@@ -208,6 +218,7 @@ class BundleAdjustmentConfig:
     fit_time_offsets: bool = False
     max_time_offset_s: float = 0.2
     time_offset_learning_rate_s: float = 2e-3
+    time_offsets_from_epipolar: bool = True
 
     def start_step(self, steps: int) -> int:
         """First step (of ``steps``) at which camera parameters receive updates."""
@@ -481,3 +492,13 @@ PARAMETER_SETS: dict[str, FitParams] = {
     # cpu_default that stops once the loss has plateaued (see ConvergenceConfig and bench/bench_convergence.py)
     "cpu_converge": FitParams(convergence=ConvergenceConfig(stop_when_converged=True)),
 }
+
+# The parameter set a fit task gets when the user names none: priors for sets that see the pelvis as two hips
+DEFAULT_PARAMS_NAME = "cpu_default"
+SPARSE_PARAMS_NAME = "cpu_sparse"
+
+
+def default_params_name(sparse_keypoints: bool) -> str:
+    """``cpu_sparse`` for a session with a sparse keypoint set (``compute.markersets.is_sparse``: the images do
+    not determine pelvis tilt, lumbar extension and hip flexion, priors must), else ``cpu_default``."""
+    return SPARSE_PARAMS_NAME if sparse_keypoints else DEFAULT_PARAMS_NAME

@@ -20,7 +20,7 @@ import traceback
 from types import ModuleType
 
 from pipeline import demo, exporters, populate, report, synth
-from pipeline.commands import database, ingest, render, warmup
+from pipeline.commands import database, ingest, params, render, warmup
 from pipeline.config import load_config
 from pipeline.credentials import CredentialsError
 from pipeline.db import ConfiguredServerUnreachable, DatabaseError
@@ -35,7 +35,8 @@ EXIT_INTERRUPTED = 130
 PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # in the order `mmc --help` lists them
-COMMAND_MODULES: tuple[ModuleType, ...] = (database, ingest, populate, warmup, report, exporters, render, synth, demo)
+COMMAND_MODULES: tuple[ModuleType, ...] = (database, ingest, populate, warmup, params, report, exporters, render, synth,
+                                           demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

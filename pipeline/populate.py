@@ -11,7 +11,9 @@ progress bar; before the fits, trials recorded as videos without keypoints get t
 video file not yet detected, the subject chosen across cameras: :func:`pipeline.videos.video_step`)
 (restrictions: :mod:`pipeline.restrictions`; a misspelt attribute or SQL is an error). Unless
 ``--no-auto-task`` is given, every session without a ``FitTask`` first gets one with the default base model and
-the ``cpu_default`` parameters (``--base-model NAME`` / ``--params NAME`` choose others). Errors are reported and
+the default parameters: ``cpu_sparse`` when the session's keypoint set sees the pelvis as two hips (COCO17,
+HALPE26, BODY25B, BLAZEPOSE33: posture priors hold what the images leave free), else ``cpu_default``
+(``--base-model NAME`` / ``--params NAME`` choose others). Errors are reported and
 the run continues with the next key (``--stop-on-error`` to stop instead).
 
 ``mmc worker`` loops over the tables, so any number of processes on any number of machines sharing the MySQL
@@ -138,7 +140,7 @@ def add_tasks(modules: dict[str, ModuleType], args: argparse.Namespace) -> int:
 
         restriction = dj.AndList(terms)
     return modules["fitting"].add_missing_fit_tasks(
-        base_model=args.base_model, params_name=args.params or "cpu_default", restriction=restriction)
+        base_model=args.base_model, params_name=args.params, restriction=restriction)
 
 
 # ------------------------------------------------------------------------------------------------- commands
@@ -155,7 +157,7 @@ def populate_command(args: argparse.Namespace) -> int:
         video_failures = video_step(args.restrict, args.where, database.connection)
     added = add_tasks(modules, args)
     if added:
-        print(f"added {added} FitTask(s) ({args.params or 'cpu_default'})")
+        print(f"added {added} FitTask(s) ({args.params or 'cpu_sparse for sparse keypoint sets, else cpu_default'})")
     if "crossvalidation" in [n.lower() for n in args.tables or []] and \
             restrictions_by_table.get("CrossValidation") is not None:  # named: cross-validation is requested
         import datajoint as dj
@@ -341,7 +343,8 @@ def _add_common(parser: argparse.ArgumentParser, tables: bool = True) -> None:
 
 
 def _add_task_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", metavar="NAME", help="FitParams for auto-created tasks (default cpu_default)")
+    parser.add_argument("--params", metavar="NAME", help="FitParams for auto-created tasks (default: cpu_sparse for sessions with a sparse "
+                        "keypoint set such as COCO17/HALPE26/BODY25B/BLAZEPOSE33, else cpu_default)")
     parser.add_argument("--base-model", metavar="NAME", help="BaseModel for auto-created tasks (default body40)")
     parser.add_argument("--no-auto-task", action="store_true",
                         help="do not add a FitTask for sessions that have none")

@@ -37,7 +37,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import datajoint as dj
 
-from compute.params import PARAMETER_SETS
+from compute.markersets import is_sparse
+from compute.params import DEFAULT_PARAMS_NAME, PARAMETER_SETS, SPARSE_PARAMS_NAME, default_params_name
 from compute.params import FitParams as FitParamsData
 from schemas import acquisition, model
 from schemas._inputs import FetchedInputs
@@ -46,12 +47,11 @@ from schemas.reads.observations import camera_rig, session_observations
 
 schema = dj.Schema()
 
-DEFAULT_PARAMS = "cpu_default"
-
 _PARAMETER_SET_DESCRIPTIONS = {
     "paper": "Cotton 2024 hyper-parameters (40k steps, wide MLP): hours per trial on a CPU",
     "cpu_default": "tuned for a 2-core CPU on synthetic sessions",
     "cpu_converge": "cpu_default, stopping early once the median loss has plateaued",
+    "cpu_sparse": "cpu_default + posture/joint-limit/lumbopelvic priors and swap correction, for sparse keypoint sets",
 }
 
 
@@ -114,22 +114,31 @@ class FitTask(dj.Manual):
     """
 
 
-def add_missing_fit_tasks(base_model: str | None = None, params_name: str = DEFAULT_PARAMS,
+def add_missing_fit_tasks(base_model: str | None = None, params_name: str | None = None,
                           restriction: Any = None) -> int:
     """Add a ``FitTask(base_model, params_name)`` for every session (in ``restriction``) that has no task at all.
 
-    ``base_model`` defaults to the default model (inserted on first use). Returns the number of tasks added.
+    ``base_model`` defaults to the default model (inserted on first use). ``params_name`` None chooses per
+    session: ``cpu_sparse`` when one of its trials uses a sparse keypoint set (two hip points on the pelvis,
+    ``compute.markersets.is_sparse``), else ``cpu_default``. Returns the number of tasks added.
     """
     base_model = base_model or model.ensure_default_model()
-    if not (FitParams & {"params_name": params_name}):
-        raise LookupError(f"FitParams: no parameter set named {params_name!r} "
-                          f"(have {sorted(r['params_name'] for r in FitParams.keys())})")
+    for name in {params_name} if params_name else {DEFAULT_PARAMS_NAME, SPARSE_PARAMS_NAME}:
+        if not (FitParams & {"params_name": name}):
+            FitParams.ensure_defaults()
+        if not (FitParams & {"params_name": name}):
+            raise LookupError(f"FitParams: no parameter set named {name!r} "
+                              f"(have {sorted(r['params_name'] for r in FitParams.keys())})")
     sessions = acquisition.Session.proj()
     if restriction is not None:
         sessions = sessions & restriction
     missing = (sessions - FitTask.proj()).keys()
-    FitTask.insert([dict(key, base_model=base_model, params_name=params_name) for key in missing],
-                   skip_duplicates=True)
+    sparse_sessions = {(row["subject_id"], row["session_id"])
+                       for row in (acquisition.Trial & missing).to_dicts() if is_sparse(row["keypoint_set"])}
+    FitTask.insert([dict(key, base_model=base_model,
+                         params_name=params_name or default_params_name(
+                             (key["subject_id"], key["session_id"]) in sparse_sessions))
+                    for key in missing], skip_duplicates=True)
     return len(missing)
 
 

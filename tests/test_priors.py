@@ -51,7 +51,8 @@ def test_posture_prior_ignores_well_observed_coordinates():
     priors = PriorConfig(posture_weight=1.0)
     idx, _, _ = posture_targets(NAMES, priors)
     chosen = {NAMES[i] for i in idx}
-    assert {"lumbar_extension", "lumbar_bending", "lumbar_rotation", "pro_sup_r", "wrist_flex_l"} <= chosen
+    assert {"lumbar_extension", "lumbar_bending", "lumbar_rotation", "pro_sup_r", "wrist_flex_l", "arm_rot_r",
+            "arm_rot_l"} <= chosen
     assert not chosen & {"knee_angle_r", "hip_flexion_l", "pelvis_tilt", "elbow_flex_r"}
     q = neutral_pose(priors)
     q[:, I["knee_angle_r"]] = 1.0

@@ -74,12 +74,18 @@ def test_populate_adds_a_default_task_only_for_sessions_without_one(tables):
     acquisition.Subject.insert1(dict(subject_id="T_task", population="control"))
     acquisition.Session.insert1(dict(subject_id="T_task", session_id="s1"))
     acquisition.Session.insert1(dict(subject_id="T_task", session_id="s2"))
+    acquisition.Session.insert1(dict(subject_id="T_task", session_id="s3"))   # a COCO17 recording
+    acquisition.Trial.insert1(dict(subject_id="T_task", session_id="s3", trial_name="walk01", activity="walk",
+                                   keypoint_set="COCO17", fps=30.0, n_frames=10, keypoints_file="walk01.npz",
+                                   keypoints_format="npz"))
     fitting.FitTask.insert1(dict(subject_id="T_task", session_id="s2", base_model="body40",
                                  params_name=TEST_PARAMS_NAME))
     added = fitting.add_missing_fit_tasks(restriction={"subject_id": "T_task"})
-    assert added == 1
+    assert added == 2
     tasks = (fitting.FitTask & {"subject_id": "T_task"}).to_dicts(order_by="session_id")
-    assert [(t["session_id"], t["params_name"]) for t in tasks] == [("s1", "cpu_default"), ("s2", TEST_PARAMS_NAME)]
+    # two hip points leave pelvis tilt to the priors of cpu_sparse
+    assert [(t["session_id"], t["params_name"]) for t in tasks] == [("s1", "cpu_default"), ("s2", TEST_PARAMS_NAME),
+                                                                   ("s3", "cpu_sparse")]
     (acquisition.Subject & {"subject_id": "T_task"}).delete(prompt=False)
 
 

@@ -35,7 +35,8 @@ from compute.swaps import detect_swaps, left_right_pairs
 from compute.fit.observations import (DEFAULT_BUCKETS, pad_stacked_trials, prepare_session_data, take_trials,
                                       validate_inputs)
 from compute.fit.optimiser import make_optimizer, project_to_ball, resume_schedules
-from compute.fit.time_offsets import camera_markers_at_offsets, session_time_offsets, trial_metrics_with_offsets
+from compute.fit.time_offsets import (camera_markers_at_offsets, epipolar_initial_offsets, session_time_offsets,
+                                     trial_metrics_with_offsets)
 from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, FitVariables, SessionData, SessionFit,
                                TrialFit, TrialObservations)
 from compute.params import FitParams, LossConfig, OptimiserConfig
@@ -243,8 +244,18 @@ def fit_session(body: kin.BodyModel, cameras: Camera, trials: list[TrialObservat
     key_init, key_fit = jax.random.split(jax.random.PRNGKey(seed))
     networks, beta, _ = initialise(body, cameras, trials, params, key_init)
     data = prepare_session_data(cameras, trials, DEFAULT_BUCKETS)  # shape buckets: one compiled step per bucket
+    start_cameras = None
+    adjustment = params.bundle_adjustment
+    if adjustment.fit_time_offsets and adjustment.time_offsets_from_epipolar:
+        raw = epipolar_initial_offsets(cameras, trials, adjustment.max_time_offset_s)
+        zero = initial_camera_delta(int(data.rig.rvec.shape[0]), params)
+        padded = np.zeros(zero.time_offset.shape, np.float32)
+        padded[: raw.shape[0]] = raw                                     # padded cameras: no observations, 0
+        start_cameras = CameraDelta(rotation=zero.rotation, centre=zero.centre, time_offset=jnp.asarray(padded),
+                                    max_time_offset_s=zero.max_time_offset_s)
     variables, history, iterations, stop_reason = run_optimisation(body, data, networks, beta, params, key_fit,
-                                                                   progress, train_step)
+                                                                   progress, train_step,
+                                                                   initial_cameras=start_cameras)
     fit = summarise_fit(body, cameras, trials, params, variables, data, history, iterations, wall_start, seed)
     fit.stop_reason = stop_reason
     return fit

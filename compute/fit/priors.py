@@ -50,6 +50,7 @@ def posture_targets(joint_names: Sequence[str], priors: PriorConfig) -> tuple[np
         (("pro_sup_r", "pro_sup_l"), priors.pro_sup_neutral_deg, priors.pro_sup_sd_deg),
         (("subtalar_angle_r", "subtalar_angle_l"), 0.0, priors.subtalar_sd_deg),
         (("wrist_flex_r", "wrist_flex_l", "wrist_dev_r", "wrist_dev_l"), 0.0, priors.wrist_sd_deg),
+        (("arm_rot_r", "arm_rot_l"), 0.0, priors.arm_rotation_sd_deg),
     ]
     index = {name: i for i, name in enumerate(joint_names)}
     idx, neutral, sd = [], [], []

@@ -35,7 +35,7 @@ from compute.losses import huber
 from compute.trajectory import Trajectory
 
 __all__ = ["shifted_observations", "session_time_offsets", "camera_markers_at_offsets",
-           "trial_metrics_with_offsets"]
+           "trial_metrics_with_offsets", "epipolar_initial_offsets"]
 
 
 def shifted_observations(keypoints: jax.Array, confidence: jax.Array, idx: jax.Array, n_frames: jax.Array,
@@ -122,3 +122,20 @@ def trial_metrics_with_offsets(rig: Camera, camera_markers: np.ndarray, valid: n
     final = float(np.mean(conf * np.asarray(huber(jnp.asarray(np.nan_to_num(err, nan=0.0)), huber_delta_px))))
     return TrialMetrics(errors=err, confidence=conf, gc_curve=session_gc([err], [conf]),
                         per_camera_median_error_px=per_camera_median_error([err], [conf]), final_loss=final)
+
+
+def epipolar_initial_offsets(rig: Camera, trials: list[TrialObservations], bound_s: float) -> np.ndarray:
+    """Raw time offsets (C,) s to start the fit from: per camera the median over trials of the epipolar
+    pre-check's lag (``compute.sync.check_sync``, frames / fps = seconds; NaN lags, e.g. a still subject, are
+    skipped, a camera without any starts at 0), centred on the mean, and mapped through the inverse of the
+    bounded parameterisation ``delta = B tanh(raw / B)`` (``compute.fit.gauge.effective_time_offsets``) with
+    offsets clipped to 95 % of ``bound_s`` = B."""
+    from compute.sync import check_sync
+
+    lags_s = np.stack([check_sync(rig, t.keypoints, t.confidence).lags_frames / float(t.fps) for t in trials])
+    with np.errstate(all="ignore"):
+        delta = np.nanmedian(np.where(np.isfinite(lags_s), lags_s, np.nan), axis=0) if len(trials) > 1 \
+            else lags_s[0]
+    delta = np.where(np.isfinite(delta), delta, 0.0)
+    delta = np.clip(delta - delta.mean(), -0.95 * bound_s, 0.95 * bound_s)
+    return bound_s * np.arctanh(delta / bound_s)

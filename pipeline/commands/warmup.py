@@ -8,7 +8,8 @@ evaluation, the kinematics of initialisation and observability) into the persist
 (``MMC_JAX_CACHE``, default ``~/.cache/mmc/jax``) that every worker of the machine reads.  Afterwards a fresh
 ``mmc populate`` of a session in a warmed bucket only traces and loads.
 
-    mmc warmup                               # keypoint sets of the database's trials (else MOVI87), cpu_default,
+    mmc warmup                               # keypoint sets of the database's trials (else MOVI87), each with
+                                             # the parameter set populate gives it (cpu_sparse / cpu_default),
                                              # cameras 4 8, trials 1 2, frames 512
     mmc warmup --keypoint-set BODY25B --params cpu_sparse --cameras 4 8 12 --trials 1 2 4
 
@@ -130,18 +131,19 @@ def database_keypoint_sets(prefix: str) -> list[str]:
 def jobs_from_args(args: argparse.Namespace) -> list[WarmupJob]:
     """Every (keypoint set, params, cameras, trials, frames) combination asked for, largest buckets first (they
     take longest: started first, they finish with the others)."""
-    from compute.markersets import MARKER_SET_NAMES
-    from compute.params import PARAMETER_SETS
+    from compute.markersets import MARKER_SET_NAMES, is_sparse
+    from compute.params import PARAMETER_SETS, default_params_name
 
     keypoint_sets = args.keypoint_set or database_keypoint_sets(args.prefix) or ["MOVI87"]
     for name in keypoint_sets:
         if name not in MARKER_SET_NAMES:
             raise ValueError(f"mmc warmup --keypoint-set: {name!r} is not one of {', '.join(MARKER_SET_NAMES)}")
-    for name in args.params:
+    for name in args.params or ():
         if name not in PARAMETER_SETS:
             raise ValueError(f"mmc warmup --params: {name!r} is not one of {', '.join(PARAMETER_SETS)}")
-    jobs = [WarmupJob(k, p, c, n, t) for k in keypoint_sets for p in args.params for c in args.cameras
-            for n in args.trials for t in args.frames]
+    jobs = [WarmupJob(k, p, c, n, t) for k in keypoint_sets
+            for p in (args.params or [default_params_name(is_sparse(k))])
+            for c in args.cameras for n in args.trials for t in args.frames]
     return sorted(jobs, key=lambda j: -(j.n_cameras * j.n_trials))
 
 
@@ -190,8 +192,9 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keypoint-set", action="append", metavar="NAME",
                         help="keypoint set to warm up (repeatable; default: those of the database's trials, "
                              "else MOVI87)")
-    parser.add_argument("--params", nargs="+", default=["cpu_default"], metavar="NAME",
-                        help="parameter sets (default cpu_default)")
+    parser.add_argument("--params", nargs="+", default=None, metavar="NAME",
+                        help="parameter sets (default: the one mmc populate gives each keypoint set, cpu_sparse "
+                             "for sparse sets, else cpu_default)")
     parser.add_argument("--cameras", nargs="+", type=int, default=list(DEFAULT_CAMERAS), metavar="C",
                         help=f"camera buckets (default {' '.join(map(str, DEFAULT_CAMERAS))})")
     parser.add_argument("--trials", nargs="+", type=int, default=list(DEFAULT_TRIALS), metavar="N",
