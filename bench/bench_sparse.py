@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 from compute.fit import TrialObservations, fit_session  # noqa: E402
 from compute.kinematics import load_body_model  # noqa: E402
 from compute.params import PARAMETER_SETS  # noqa: E402
-from compute.synthetic.acceptance import (DOF_GROUPS as GROUPS, angle_rmse_by_group, sparse_session,  # noqa: E402
+from compute.synthetic import generate_session  # noqa: E402
+from compute.synthetic.acceptance import (DOF_GROUPS as GROUPS, angle_rmse_by_group,  # noqa: E402
                                           sparse_session_config, swap_left_right, target_deg)
 
 SPARSE_SETS = ("BODY25B", "HALPE26", "COCO17", "BLAZEPOSE33")
@@ -110,7 +111,7 @@ def main() -> None:
     for marker_set in args.sets:
         for n_cameras in args.cameras:
             body = load_body_model(marker_set)
-            session = sparse_session(sparse_session_config(marker_set, n_cameras), body)
+            session = generate_session(sparse_session_config(marker_set, n_cameras), body)
             trials = observations(session, body, args.swap_fraction)
             for name in args.params:
                 params = PARAMETER_SETS[name].replace(steps=args.steps)

@@ -31,10 +31,11 @@ def fit_sparse_session(marker_set: str, swap_fraction: float = 0.0, seed: int = 
     from compute.fit import TrialObservations, fit_session
     from compute.kinematics import load_body_model
     from compute.params import PARAMETER_SETS
-    from compute.synthetic.acceptance import sparse_session, sparse_session_config, swap_left_right
+    from compute.synthetic import generate_session
+    from compute.synthetic.acceptance import sparse_session_config, swap_left_right
 
     body = load_body_model(marker_set)
-    session = sparse_session(sparse_session_config(marker_set, N_CAMERAS, walk_s=3.0, static_s=2.0,
+    session = generate_session(sparse_session_config(marker_set, N_CAMERAS, walk_s=3.0, static_s=2.0,
                                                    sit_to_stand_s=3.0), body)
     rng = np.random.default_rng(seed)
     observations = []

@@ -15,9 +15,8 @@ import numpy as np
 
 from compute.swaps import exchange_pairs, left_right_pairs
 from compute.synthetic.config import SyntheticSessionConfig, SyntheticTrialSpec
-from compute.synthetic.session import SyntheticSession, generate_session
 
-__all__ = ["DOF_GROUPS", "FEWER_CAMERAS_FACTOR", "target_deg", "sparse_session_config", "sparse_session",
+__all__ = ["DOF_GROUPS", "FEWER_CAMERAS_FACTOR", "target_deg", "sparse_session_config",
            "swap_left_right", "angle_rmse_by_group", "group_sd_deg"]
 
 # DoF group -> (OpenSim coordinates, RMSE target in deg with 8 cameras)
@@ -52,11 +51,6 @@ def sparse_session_config(marker_set: str, n_cameras: int, seed: int = 11, walk_
                    if spec.duration_s)
     return SyntheticSessionConfig(seed=seed, n_cameras=n_cameras, pixel_noise_px=1.5, drop_fraction=0.10,
                                   outlier_fraction=0.03, marker_set=marker_set, trials=trials)
-
-
-def sparse_session(config: SyntheticSessionConfig, body) -> SyntheticSession:
-    """``generate_session`` of ``config`` for ``body`` (a ``compute.kinematics.BodyModel`` of its marker set)."""
-    return generate_session(config, body)
 
 
 def swap_left_right(keypoints: np.ndarray, confidence: np.ndarray, marker_names: Sequence[str], fraction: float,
