@@ -155,11 +155,43 @@ def test_gait_metrics_of_a_fitted_walking_trial(tables, fitted_key):
     assert row["has_walkway"] == 0 and row["walkway_alignment"] is None
 
 
+def test_cross_validation_of_a_fit_stores_every_camera_and_reaches_the_report(tables, fitted_key):
+    """``CrossValidation`` through the database: one ``HeldOutCamera`` row per camera of the fit, finite held-out
+    and triangulation errors in px, a verdict per camera, provenance, and the report's per-camera table."""
+    from pipeline.report.builder import cross_validation_table
+    from schemas import validation
+    from schemas.reads import results
+
+    assert validation.add_cross_validation_tasks(fitted_key) == 1
+    assert validation.add_cross_validation_tasks(fitted_key) == 0          # requested once
+    validation.CrossValidation.populate(fitted_key, reserve_jobs=True)
+    row = (validation.CrossValidation & fitted_key).fetch1()
+    assert row["refit_steps"] > 0 and row["warm_start"] and row["held_out_frame_every"] >= 2
+    assert row["code_version"] and row["package_versions"]["jax"] and row["wall_time_s"] > 0
+    cameras = (validation.CrossValidation.HeldOutCamera & fitted_key).to_dicts(order_by="camera_name")
+    assert len(cameras) == len(tables["acquisition"].Camera & fitted_key) == 3
+    for camera in cameras:
+        assert camera["n_keypoints"] > 0
+        assert 0.0 <= camera["fit_median_px"] < 50.0, camera
+        assert np.isfinite(camera["triangulation_median_px"]) and camera["triangulation_coverage"] > 0.5
+        assert camera["fit_gc_curve"].shape == camera["triangulation_gc_curve"].shape == (20,)
+        assert camera["in_sample_median_px"] <= camera["fit_median_px"] + 1e-3  # it saw its own camera
+        assert camera["calibration_verdict"] in ("improves", "no improvement")
+    assert row["max_held_out_median_px"] == pytest.approx(max(c["fit_median_px"] for c in cameras), rel=1e-5)
+    table = cross_validation_table(results.cross_validation_cameras(
+        {k: fitted_key[k] for k in ("subject_id", "session_id")}))
+    assert list(table["camera_name"]) == [c["camera_name"] for c in cameras]
+    np.testing.assert_allclose(table["held_out_px"], [c["fit_median_common_px"] for c in cameras], rtol=1e-6)
+
+
 def test_deleting_a_session_cascades_to_its_fits(tables, fitted_key):
     acquisition, fitting, gait = tables["acquisition"], tables["fitting"], tables["gait"]
     session = {k: fitted_key[k] for k in ("subject_id", "session_id")}
     assert fitting.BilevelFit & session
     (acquisition.Session & session).delete(prompt=False)
+    from schemas import validation
+
     for table in (fitting.FitTask, fitting.BilevelFit, fitting.BilevelFit.Trial, fitting.RefinedCalibration,
-                  fitting.BilevelFit.CameraResidual, gait.GaitMetrics, gait.GaitMetrics.Step):
+                  fitting.BilevelFit.CameraResidual, gait.GaitMetrics, gait.GaitMetrics.Step,
+                  validation.CrossValidation, validation.CrossValidation.HeldOutCamera):
         assert not (table & session), table.__name__

@@ -49,19 +49,27 @@ __all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "parti
 
 def bilevel_step(train: FitVariables, frozen: FitVariables, opt_state: optax.OptState, body: kin.BodyModel,
                data: SessionData, key: jax.Array, camera_gate: jax.Array, optimizer: optax.GradientTransformation,
-               loss: LossConfig, optimiser: OptimiserConfig) -> tuple[FitVariables, optax.OptState, dict]:
+               loss: LossConfig, optimiser: OptimiserConfig,
+               time_offset_gate: jax.Array | None = None) -> tuple[FitVariables, optax.OptState, dict]:
     """One (uncompiled) optimiser step of the bilevel fit -> (train, opt_state, loss terms).
 
-    camera_gate: float32 scalar multiplying the camera gradients (0 before bundle adjustment starts, 1 after).
+    camera_gate: float32 scalar multiplying the camera extrinsics' gradients (0 before bundle adjustment starts,
+    1 after).  time_offset_gate: float32 scalar multiplying the camera time offsets' gradients (1 while they
+    train, 0 once held; None = 1).  Both are dynamic: every schedule shares one compiled step.
     Offsets are projected onto the ball of radius ``optimiser.max_offset_m`` after the update.
     """
     (_, terms), grads = eqx.filter_value_and_grad(session_loss, has_aux=True)(
         train, frozen, body, data, key, loss, optimiser.time_points_per_trial)
-    # the gate holds the extrinsics only: camera time offsets (when fitted) train from the first step, before the
-    # camera centres are free to absorb part of a time shift as a displacement along the walking direction
+    # camera time offsets (when fitted) train from the first step, before the camera centres are free to absorb
+    # part of a time shift as a displacement along the walking direction
     grads = eqx.tree_at(lambda g: (g.cameras.rotation, g.cameras.centre), grads,
                         (grads.cameras.rotation * camera_gate, grads.cameras.centre * camera_gate))
+    if grads.cameras.time_offset is not None and time_offset_gate is not None:
+        grads = eqx.tree_at(lambda g: g.cameras.time_offset, grads, grads.cameras.time_offset * time_offset_gate)
     updates, opt_state = optimizer.update(grads, opt_state, train)
+    if updates.cameras.time_offset is not None and time_offset_gate is not None:  # Adam's momentum would drift on
+        updates = eqx.tree_at(lambda u: u.cameras.time_offset, updates,
+                              updates.cameras.time_offset * time_offset_gate)
     train = eqx.apply_updates(train, updates)
     train = eqx.tree_at(lambda v: v.body.offsets, train, project_to_ball(train.body.offsets, optimiser.max_offset_m))
     return train, opt_state, terms
@@ -123,13 +131,17 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
     variables = FitVariables(networks=networks, body=beta, cameras=cameras)
     train, frozen = partition_variables(variables)
     adjustment = params.bundle_adjustment
+    camera_start = params.camera_start_step
+    # time offsets held once bundle adjustment starts (BundleAdjustmentConfig.hold_time_offsets_from_camera_start)
+    offsets_until = camera_start if adjustment.hold_time_offsets_from_camera_start else params.optimiser.steps
+    offsets_until = max(offsets_until, 1)
     optimizer = make_optimizer(params.optimiser, adjustment.camera_learning_rate,
-                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
+                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None,
+                               offsets_until)
     opt_state = optimizer.init(train)
     total = params.optimiser.steps if n_steps is None else n_steps
     if first_step:
         opt_state = resume_schedules(opt_state, first_step)
-    camera_start = params.camera_start_step
     gate_off, gate_on = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
     step_keys = jax.random.split(key, total)
 
@@ -138,7 +150,7 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
         i = i + first_step
         train, opt_state, terms = step_fn(train, frozen, opt_state, body, data, step_keys[i],
                                           gate_on if i >= camera_start else gate_off, optimizer, params.loss,
-                                          params.optimiser)
+                                          params.optimiser, gate_on if i < offsets_until else gate_off)
         return (train, opt_state), terms
 
     result = run_loop(step, (train, opt_state), total - first_step, LOSS_HISTORY_COLUMNS,
