@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
+from compute.params import default_params_name  # noqa: E402
 from peer_layout import (PeerSessionSpec, generate_peer_session, project_paths, write_peer_project,  # noqa: E402
                          write_pose2sim_config)
 from peer_score import angle_rmse, keypoint_error, qpos_degrees, read_pose2sim_mot, read_pose2sim_trc  # noqa: E402
@@ -223,7 +224,8 @@ def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: li
 
 def markdown(rows: list[dict], tables: list[str]) -> str:
     lines = [f"Pose2Sim 0.10.49 (triangulation → Butterworth filter → OpenSim 4.6 scaling + IK) vs `mmc populate "
-             f"{' '.join(tables)}` (cpu_default), synthetic walk, HALPE26 keypoints; times are whole fresh processes "
+             f"{' '.join(tables)}` (the set populate gives HALPE26: {default_params_name('HALPE26')}), synthetic walk, "
+             "HALPE26 keypoints; times are whole fresh processes "
              "(median), ratios ours/Pose2Sim.", "",
              "| cameras | frames | Pose2Sim s | ours warm s (ratio) | ours cold s (ratio) | ingest s | "
              "3D error mm P2S / ours (ratio) | joint RMSE deg P2S / ours (ratio) | offset-free RMSE deg P2S / ours | "
