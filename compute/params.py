@@ -205,9 +205,9 @@ class BundleAdjustmentConfig:
       ``i / fps + delta_c``), mean zero over the observed cameras (``compute.fit.gauge.effective_time_offsets``),
       trained from the first step.  False: the fit is exactly the one without.
     max_time_offset_s: bound on |delta_c| (s; 0.2 s = 6 frames at 30 fps, 12 at 60 fps).
-    time_offset_learning_rate_s: Adam rate of the offsets (s per step), decayed 10x over the steps they train.
-    hold_time_offsets_from_camera_start: train the offsets only before bundle adjustment starts (their rate
-      decays 10x over those steps) and hold them from then on.  Both free together, the camera centres take up
+    time_offset_learning_rate_s: Adam rate of the offsets (s per step), decayed 10x over the run.
+    hold_time_offsets_from_camera_start: train the offsets only before bundle adjustment starts and hold them
+      from then on.  Both free together, the camera centres take up
       part of a time shift as a displacement along the walking direction, which only the limbs' swing tells
       apart: measured on an 8-camera synthetic walk with -3..+3 frame offsets, the worst offset ended 0.43 frames
       off with both free, 0.14 with the cameras fixed.  Without bundle adjustment it changes nothing.

@@ -135,9 +135,10 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
     # time offsets held once bundle adjustment starts (BundleAdjustmentConfig.hold_time_offsets_from_camera_start)
     offsets_until = camera_start if adjustment.hold_time_offsets_from_camera_start else params.optimiser.steps
     offsets_until = max(offsets_until, 1)
+    # the offsets' schedule spans the whole run whatever the hold: the optimizer is a static argument of the
+    # compiled step, so a schedule that depended on the bundle-adjustment start would recompile the step per start
     optimizer = make_optimizer(params.optimiser, adjustment.camera_learning_rate,
-                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None,
-                               offsets_until)
+                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
     opt_state = optimizer.init(train)
     total = params.optimiser.steps if n_steps is None else n_steps
     if first_step:

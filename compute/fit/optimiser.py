@@ -9,10 +9,9 @@ Groups (``optax.multi_transform``, one label per parameter group):
     start is not part of the optimiser: the train step multiplies the camera gradients by a dynamic 0/1 gate, so
     fits with and without bundle adjustment share one compiled step, and the camera Adam moments start clean at
     the start step (zero gradients give zero moments and zero updates);
-  * ``time_offset`` (only when camera time offsets are fitted): Adam at its own rate (s per step) from the first
-    step (not behind the bundle-adjustment gate), decayed 10x over the steps it trains: the whole run, or only
-    the steps before bundle adjustment when the offsets are held from then on (the train step's dynamic
-    ``time_offset_gate``).
+  * ``time_offset`` (only when camera time offsets are fitted): Adam at its own rate (s per step), decayed 10x
+    over the run, from the first step (not behind the bundle-adjustment gate); held once bundle adjustment starts
+    by the train step's dynamic ``time_offset_gate`` (``hold_time_offsets_from_camera_start``).
 """
 from __future__ import annotations
 
@@ -87,11 +86,9 @@ def parameter_labels(variables: FitVariables) -> FitVariables:
 
 @functools.lru_cache(maxsize=32)
 def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float,
-                   time_offset_learning_rate: float | None = None,
-                   time_offset_steps: int | None = None) -> optax.GradientTransformation:
+                   time_offset_learning_rate: float | None = None) -> optax.GradientTransformation:
     """The four-group optimiser of ``FitVariables`` (see module docstring); with ``time_offset_learning_rate``
-    (s per step) a fifth group ``time_offset`` for the camera time offsets: Adam decayed 10x over
-    ``time_offset_steps`` (default: the whole run), then held at the final rate.
+    (s per step) a fifth group ``time_offset`` for the camera time offsets: Adam decayed 10x over the run.
 
     Cached per (config, camera rate): the transformation is a static argument of the compiled step, so equal
     configurations must give the identical object to share one compilation.
@@ -111,9 +108,7 @@ def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float,
     camera = optax.adam(optax.exponential_decay(camera_learning_rate, max(steps, 1), 0.1))
     groups = {"network": network, "body": body, "offset": offset, "camera": camera}
     if time_offset_learning_rate is not None:
-        decay_steps = max(steps if time_offset_steps is None else min(time_offset_steps, steps), 1)
-        groups["time_offset"] = optax.adam(optax.exponential_decay(time_offset_learning_rate, decay_steps, 0.1,
-                                                                   end_value=0.1 * time_offset_learning_rate))
+        groups["time_offset"] = optax.adam(optax.exponential_decay(time_offset_learning_rate, max(steps, 1), 0.1))
     return optax.multi_transform(groups, parameter_labels)
 
 
