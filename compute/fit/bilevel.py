@@ -42,7 +42,7 @@ from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, Fi
 from compute.params import FitParams, LossConfig, OptimiserConfig
 from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
 
-__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables",
+__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables", "commit_to_default_device",
            "initial_camera_delta", "run_optimisation",
            "convergence_rule", "summarise_fit", "fit_session"]
 
@@ -143,6 +143,7 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
     total = params.optimiser.steps if n_steps is None else n_steps
     if first_step:
         opt_state = resume_schedules(opt_state, first_step)
+    train, opt_state = commit_to_default_device((train, opt_state))
     gate_off, gate_on = jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32)
     step_keys = jax.random.split(key, total)
 
@@ -158,6 +159,17 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
                       progress=progress, convergence=None if first_step else convergence_rule(params, total))
     return eqx.combine(result.state[0], frozen), result.history, result.steps_done, result.stop_reason
+
+
+def commit_to_default_device(tree):
+    """``tree`` with every JAX array placed (committed) on the default device, other leaves unchanged.
+
+    Why: the compiled step returns committed arrays, and JAX lowers a function separately for committed and
+    uncommitted inputs; a first step on freshly created (uncommitted) state would lower, and on a cold cache
+    compile, the step a second time for the second call.
+    """
+    device = jax.devices()[0]
+    return jax.tree.map(lambda x: jax.device_put(x, device) if isinstance(x, jax.Array) else x, tree)
 
 
 def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | None:

@@ -33,7 +33,7 @@ import optax
 
 from compute import kinematics as kin
 from compute.cameras import Camera
-from compute.fit.bilevel import partition_variables
+from compute.fit.bilevel import commit_to_default_device, partition_variables
 from compute.fit.initialisation import initialise
 from compute.fit.loop import ProgressCallback, run_loop
 from compute.fit.loss import session_loss
@@ -219,7 +219,7 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
     def step(i, state):
         train, opt_states, site_delta, site_state = state
         if i == site_start:
-            site_state = site_optimizer.init(site_delta)
+            site_state = commit_to_default_device(site_optimizer.init(site_delta))
         idx = jnp.asarray(np.sort(rng.choice(n_subjects, batch, replace=False)), jnp.int32)
         train, opt_states, site_delta, site_state, terms = trilevel_step(
             train, frozen, opt_states, site_delta, site_state, free_mask, body, data_all, idx, step_keys[i],
@@ -227,6 +227,8 @@ def fit_trilevel(body: kin.BodyModel, subjects: list[tuple[Camera, list[TrialObs
             subject_optimiser, params.trilevel)
         return (train, opt_states, site_delta, site_state), terms
 
+    # committed like the step's outputs: one lowering of the step, not one for the first call and one after
+    train, opt_states, site_delta, site_state = commit_to_default_device((train, opt_states, site_delta, site_state))
     result = run_loop(step, (train, opt_states, site_delta, site_state), total_steps, TRILEVEL_HISTORY_COLUMNS,
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
                       progress=progress, snapshot=lambda state: state[2])
