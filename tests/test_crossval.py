@@ -114,6 +114,32 @@ def test_held_out_camera_error_is_close_to_in_sample_and_below_triangulation(exa
     assert np.median(fit_medians) < 0.97 * np.median(tri_medians)
 
 
+def test_exact_rig_needs_no_held_out_world_note(exact):
+    _, result = exact
+    assert result.notes == []
+
+
+def test_held_out_camera_far_worse_than_triangulation_gets_a_note():
+    """A fit with bundle adjustment whose held-out camera is predicted 5x worse than triangulation is told to
+    read a fit without bundle adjustment; one within 2x is not."""
+    from compute.fit.crossval import CameraCalibrationCheck, CameraHoldOut, ErrorSummary, held_out_world_notes
+
+    def summary(median):
+        return ErrorSummary(median_px=median, gc_curve=np.zeros(20), n_keypoints=10, coverage=1.0)
+
+    def held(c, fit_px, tri_px):
+        return CameraHoldOut(camera_index=c, fit=summary(fit_px), triangulation=summary(tri_px),
+                             fit_median_common_px=fit_px, in_sample_median_px=5.0, remaining_median_px=5.0)
+
+    calibration = [CameraCalibrationCheck(camera_index=c, rotation_change_deg=deg, centre_change_mm=10.0,
+                                          refined=summary(5.0), input=summary(6.0), verdict="improves",
+                                          flagged=False) for c, deg in ((0, 5.3), (1, 2.4))]
+    notes = held_out_world_notes([held(0, 110.0, 21.0), held(1, 33.0, 24.0)], calibration)
+    assert len(notes) == 1 and "camera 0 110 px vs 21 px" in notes[0] and "camera 1" not in notes[0]
+    assert "5.3 deg" in notes[0] and "without bundle adjustment" in notes[0]
+    assert held_out_world_notes([held(0, 30.0, 21.0), held(1, float("nan"), 24.0)], calibration) == []
+
+
 def test_exact_calibration_is_not_flagged(exact):
     fit, result = exact
     config = _params().crossval

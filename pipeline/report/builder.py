@@ -78,6 +78,7 @@ class Report:
     gait_condition: str | None = None  # the method of the spatiotemporal table (primary unless it has no gait rows)
     paths: dict[str, Path] = field(default_factory=dict)
     cross_validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # cross_validation_table(), per camera
+    cross_validation_notes: list[str] = field(default_factory=list)        # "subject/session/params: remark"
     time_offsets: pd.DataFrame = field(default_factory=pd.DataFrame)  # fitted camera time offsets (s), when any
 
     def markdown(self) -> str:
@@ -122,6 +123,8 @@ class Report:
                       "(median px through the refined vs the input calibration). `flagged`: moved beyond the "
                       "limit without held-out improvement.", ""]
             parts += [markdown_table(self.cross_validation, decimals=CROSS_VALIDATION_DECIMALS), ""]
+            parts += [f"- {note}" for note in self.cross_validation_notes] + ([""] if self.cross_validation_notes
+                                                                             else [])
         else:
             parts += ["_no cross-validation (request it with `mmc populate CrossValidation`)_", ""]
         if len(self.time_offsets):  # only fits with BundleAdjustmentConfig.fit_time_offsets have them
@@ -329,6 +332,9 @@ def build_report(database: Database, restriction: ReportRestriction = ReportRest
     report = make_report(steps, trials, restriction.as_dict(), spatiotemporal=spatiotemporal,
                          gait_condition=gait_condition)
     report.cross_validation = cross_validation_table(results.cross_validation_cameras(*_restrictions(restriction)))
+    report.cross_validation_notes = [f"{row['subject_id']}/{row['session_id']}/{row['params_name']}: {note}"
+                                     for row in results.cross_validation_notes(*_restrictions(restriction))
+                                     for note in row["notes"]]
     offsets = pd.DataFrame(results.camera_time_offsets(*_restrictions(restriction)))
     if len(offsets):
         report.time_offsets = offsets.assign(time_offset_ms=1000.0 * offsets.pop("time_offset_s").astype(float))

@@ -117,6 +117,19 @@ def cross_validation_cameras(*restrictions) -> list[dict]:
         order_by="subject_id, session_id, base_model, params_name, camera_name")
 
 
+def cross_validation_notes(*restrictions) -> list[dict]:
+    """``CrossValidation`` rows that carry remarks: fit key and ``notes`` (list of str), ordered by fit key; empty
+    when the table is missing from this database (validation never run)."""
+    from schemas import validation
+
+    if validation.schema.database is None or not validation.CrossValidation.is_declared:
+        return []
+    table = require_columns(validation.CrossValidation, "notes")
+    rows = restrict(table.proj("notes"), restrictions).to_dicts(
+        order_by="subject_id, session_id, base_model, params_name")
+    return [row for row in rows if row["notes"]]
+
+
 STEP_ERROR_COLUMNS = ("step_width_error", "stride_length_error", "step_length_error")
 
 
