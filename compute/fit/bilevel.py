@@ -42,8 +42,8 @@ from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, Fi
 from compute.params import FitParams, LossConfig, OptimiserConfig
 from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
 
-__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables", "commit_to_default_device",
-           "initial_camera_delta", "run_optimisation",
+__all__ = ["correct_left_right_swaps", "bilevel_step", "make_train_step", "partition_variables",
+           "commit_to_default_device", "initial_camera_delta", "run_optimisation",
            "convergence_rule", "summarise_fit", "fit_session"]
 
 
@@ -54,7 +54,7 @@ def bilevel_step(train: FitVariables, frozen: FitVariables, opt_state: optax.Opt
     """One (uncompiled) optimiser step of the bilevel fit -> (train, opt_state, loss terms).
 
     camera_gate: float32 scalar multiplying the camera extrinsics' gradients (0 before bundle adjustment starts,
-    1 after).  time_offset_gate: float32 scalar multiplying the camera time offsets' gradients (1 while they
+    1 after).  time_offset_gate: float32 scalar multiplying the camera time offsets' updates (1 while they
     train, 0 once held; None = 1).  Both are dynamic: every schedule shares one compiled step.
     Offsets are projected onto the ball of radius ``optimiser.max_offset_m`` after the update.
     """
@@ -64,10 +64,9 @@ def bilevel_step(train: FitVariables, frozen: FitVariables, opt_state: optax.Opt
     # part of a time shift as a displacement along the walking direction
     grads = eqx.tree_at(lambda g: (g.cameras.rotation, g.cameras.centre), grads,
                         (grads.cameras.rotation * camera_gate, grads.cameras.centre * camera_gate))
-    if grads.cameras.time_offset is not None and time_offset_gate is not None:
-        grads = eqx.tree_at(lambda g: g.cameras.time_offset, grads, grads.cameras.time_offset * time_offset_gate)
     updates, opt_state = optimizer.update(grads, opt_state, train)
-    if updates.cameras.time_offset is not None and time_offset_gate is not None:  # Adam's momentum would drift on
+    # the updates, not the gradients: with zero gradients Adam's momentum would still move held offsets
+    if updates.cameras.time_offset is not None and time_offset_gate is not None:
         updates = eqx.tree_at(lambda u: u.cameras.time_offset, updates,
                               updates.cameras.time_offset * time_offset_gate)
     train = eqx.apply_updates(train, updates)
@@ -133,10 +132,8 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
     adjustment = params.bundle_adjustment
     camera_start = params.camera_start_step
     # time offsets held once bundle adjustment starts (BundleAdjustmentConfig.hold_time_offsets_from_camera_start)
-    offsets_until = camera_start if adjustment.hold_time_offsets_from_camera_start else params.optimiser.steps
-    offsets_until = max(offsets_until, 1)
-    # the offsets' schedule spans the whole run whatever the hold: the optimizer is a static argument of the
-    # compiled step, so a schedule that depended on the bundle-adjustment start would recompile the step per start
+    # by the step's dynamic gate, not by their schedule: the optimizer is a static argument of the compiled step
+    offsets_until = max(camera_start if adjustment.hold_time_offsets_from_camera_start else params.optimiser.steps, 1)
     optimizer = make_optimizer(params.optimiser, adjustment.camera_learning_rate,
                                adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
     opt_state = optimizer.init(train)

@@ -55,7 +55,8 @@ from compute.params import FitParams
 from compute.trajectory import Trajectory, deserialise_trajectory, stack_trajectories
 from compute.triangulation import triangulate_points
 
-__all__ = ["MIN_CONFIDENCE", "HELD_OUT_WORSE_THAN_TRIANGULATION", "held_out_world_notes", "FittedState", "fitted_state", "ErrorSummary", "summarise_errors",
+__all__ = ["MIN_CONFIDENCE", "HELD_OUT_WORSE_THAN_TRIANGULATION", "held_out_world_notes", "FittedState",
+           "fitted_state", "ErrorSummary", "summarise_errors",
            "held_out_gauge_projection", "fitted_camera_deltas", "without_cameras", "held_out_frames", "without_frames",
            "CameraHoldOut", "CameraCalibrationCheck", "CrossValidation", "cross_validate_cameras",
            "check_calibration", "cross_validate"]

@@ -123,8 +123,8 @@ class Report:
                       "(median px through the refined vs the input calibration). `flagged`: moved beyond the "
                       "limit without held-out improvement.", ""]
             parts += [markdown_table(self.cross_validation, decimals=CROSS_VALIDATION_DECIMALS), ""]
-            parts += [f"- {note}" for note in self.cross_validation_notes] + ([""] if self.cross_validation_notes
-                                                                             else [])
+            if self.cross_validation_notes:
+                parts += [f"- {note}" for note in self.cross_validation_notes] + [""]
         else:
             parts += ["_no cross-validation (request it with `mmc populate CrossValidation`)_", ""]
         if len(self.time_offsets):  # only fits with BundleAdjustmentConfig.fit_time_offsets have them
