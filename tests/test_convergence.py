@@ -70,3 +70,32 @@ def test_bilevel_rule_waits_for_every_stage_and_is_off_in_cpu_default():
     assert rule.earliest_step == 400 + 2 * 100  # offsets start at step 400, the later stage
     never_ba = params.replace(camera_start_fraction=1.0, offset_start_fraction=0.0)
     assert convergence_rule(never_ba, 1000).earliest_step == 200
+
+
+def _run_chunked(curve, steps_per_call, total, rule=RULE, check_every=50):
+    """run_loop with ``steps_per_call`` steps per call; the state counts the active steps run."""
+    def step(first, state):
+        indices = np.arange(first, first + steps_per_call)
+        return state + int(np.sum(indices < total)), {"loss": np.array([curve(i) for i in indices], np.float32)}
+    return run_loop(step, 0, total, COLUMNS, history_every=10, check_every=check_every, convergence=rule,
+                    steps_per_call=steps_per_call)
+
+
+def test_several_steps_per_call_record_the_same_history_as_one():
+    curve = lambda i: 100.0 / (1.0 + i / 50.0)  # noqa: E731 - still decreasing: no early stop
+    single = _run(curve, total=1013)
+    chunked = _run_chunked(curve, 25, total=1013)  # 1013 = 40 calls of 25 + 13 steps of a last call
+    np.testing.assert_array_equal(chunked.history, single.history)
+    assert chunked.history[-1, 0] == 1012 and chunked.steps_done == 1013 and chunked.state == 1013
+
+
+def test_several_steps_per_call_stop_at_the_end_of_the_call_holding_the_check():
+    curve = lambda i: 1.0 + 10.0 * np.exp(-min(i, 600) / 150.0)  # noqa: E731 - flat after step 600
+    single = _run(curve)
+    chunked = _run_chunked(curve, 25, total=2000)
+    assert chunked.steps_done == single.steps_done and chunked.stop_reason == single.stop_reason
+    np.testing.assert_array_equal(chunked.history, single.history)
+    # a call size that does not divide the check interval: the check runs at the end of the call that crosses it
+    odd = _run_chunked(curve, 30, total=2000)
+    assert odd.steps_done % 30 == 0 and 0 <= odd.steps_done - single.steps_done < 30
+    assert odd.state == odd.steps_done

@@ -173,7 +173,7 @@ def test_step_is_lowered_once_per_fit(session, short_trials, caplog):
             fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=step)
     finally:
         jax.config.update("jax_log_compiles", False)
-    lowered = [r for r in caplog.records if "Compiling jit(bilevel_step)" in r.getMessage()]
+    lowered = [r for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
     assert len(lowered) == 1, [r.getMessage()[:200] for r in lowered]
 
 
