@@ -35,6 +35,8 @@ __all__ = [
     "matrix_to_rodrigues",
     "project_points",
     "project_to_rig",
+    "project_to_rig_numpy",
+    "camera_centers_numpy",
     "camera_centers",
     "points_in_front",
     "perturb_camera",
@@ -106,26 +108,22 @@ def make_camera(K, dist, rvec, tvec, size) -> Camera:
             f"compute/cameras.py make_camera: field dist must have shape {lead + ('n<=5',)}, got {dist.shape}"
         )
     dist = np.concatenate([dist, np.zeros(lead + (5 - dist.shape[-1],))], axis=-1)
-    return Camera(
-        K=jnp.array(K, dtype=dtype),
-        dist=jnp.array(dist, dtype=dtype),
-        rvec=jnp.array(rvec, dtype=dtype),
-        tvec=jnp.array(tvec, dtype=dtype),
-        size=jnp.array(size, dtype=dtype),
-    )
+    # cast in numpy, then copy to the device: a device-side cast compiles one eager operation per shape
+    return Camera(*(jnp.asarray(x.astype(dtype)) for x in (K, dist, rvec, tvec, size)))
 
 
 def stack_cameras(cams: Sequence[Camera]) -> Camera:
     """Stack single cameras into a rig whose leaves have a leading ``(C,)`` axis."""
     if len(cams) == 0:
         raise ValueError("compute/cameras.py stack_cameras: cams must contain at least one Camera")
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *cams)
+    return jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves])), *cams)
 
 
 def unstack_cameras(rig: Camera) -> list[Camera]:
-    """Split a rig (leaves ``(C, ...)``) into a list of C single cameras."""
-    n = rig.K.shape[0]
-    return [jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], rig) for i in range(n)]
+    """Split a rig (leaves ``(C, ...)``) into a list of C single cameras with numpy leaves (their users project
+    with the numpy camera model; slicing device arrays would compile one eager operation per leaf shape)."""
+    host = jax.tree_util.tree_map(np.asarray, rig)
+    return [jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], host) for i in range(host.K.shape[0])]
 
 
 def _skew(v: Array) -> Array:
@@ -210,6 +208,12 @@ def camera_centers(rig: Camera) -> Array:
     """Camera centres in the world, ``-R^T t``: (C, 3) for a rig, (3,) for one camera. Metres."""
     R = rodrigues_to_matrix(rig.rvec)
     return -jnp.einsum("...ji,...j->...i", R, rig.tvec)
+
+
+def camera_centers_numpy(rig: Camera) -> np.ndarray:
+    """float64 numpy twin of :func:`camera_centers` for a rig (leaves ``(C, ...)``): (C, 3) m, no JAX compile."""
+    R = Rotation.from_rotvec(np.asarray(rig.rvec, np.float64).reshape(-1, 3)).as_matrix()
+    return -np.einsum("cji,cj->ci", R, np.asarray(rig.tvec, np.float64).reshape(-1, 3))
 
 
 def points_in_front(rig: Camera, points: Array) -> Array:
@@ -334,3 +338,15 @@ def project_points_numpy(camera: Camera, points) -> tuple[np.ndarray, np.ndarray
     u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
     v = K[1, 1] * yd + K[1, 2]
     return np.stack([u, v], axis=-1), z
+
+
+def project_to_rig_numpy(rig: Camera, points, *, per_camera: bool = False) -> np.ndarray:
+    """float64 numpy twin of :func:`project_to_rig`: world points (..., 3) m -> (C, ..., 2) px.
+
+    per_camera: ``points`` is (C, ..., 3), camera c projecting its own points ``points[c]``.  Why numpy: an
+    evaluation after a fit sees shapes the fit never compiled, and every eager JAX operation on a new shape is
+    compiled separately in each new process (tens of milliseconds each)."""
+    cameras = unstack_cameras(rig)
+    points = np.asarray(points, np.float64)
+    return np.stack([project_points_numpy(cam, points[c] if per_camera else points)[0]
+                     for c, cam in enumerate(cameras)])

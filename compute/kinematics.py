@@ -235,10 +235,11 @@ def neutral_qpos(body: BodyModel, root_xyz=(0.0, 0.0, 0.93), heading: float = 0.
     """(Q,) standing pose: all angles 0, pelvis origin at ``root_xyz`` (m), facing +X turned by ``heading``
     (rad about world Z, via pelvis_rotation). Feet are flat on the floor for the default root height."""
     names = body.joint_names
-    q = jnp.zeros(len(names), dtype=body.joint_lower.dtype)
+    q = np.zeros(len(names), dtype=np.dtype(body.joint_lower.dtype))  # built in numpy: no eager JAX updates
     for name, value in zip(("pelvis_tx", "pelvis_ty", "pelvis_tz"), root_xyz):
-        q = q.at[names.index(name)].set(value)
-    return q.at[names.index("pelvis_rotation")].set(heading)
+        q[names.index(name)] = value
+    q[names.index("pelvis_rotation")] = heading
+    return jnp.asarray(q)
 
 
 def _per_body_scale(body: BodyModel, log_scale: Array) -> Array:

@@ -153,6 +153,18 @@ def unbounded_mask(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return mask.astype(np.float32)
 
 
+@eqx.filter_jit
+def _initial_layers(key: jax.Array, in_dims: tuple[int, ...], widths: tuple[int, ...], output_bias: np.ndarray,
+                    output_init_scale: np.ndarray) -> tuple[eqx.nn.Linear, ...]:
+    """The MLP's linear layers (``eqx.nn.Linear`` default initialisation from ``key``), the last one's weights
+    scaled by ``output_init_scale`` and its bias set to ``output_bias`` (Q,).  Compiled as one call: built
+    eagerly, each layer shape's random draw compiled separately in every new process (about a second in all)."""
+    layers = [eqx.nn.Linear(i, w, key=k) for i, w, k in zip(in_dims, widths, jax.random.split(key, len(widths)))]
+    last = layers[-1]
+    layers[-1] = eqx.tree_at(lambda l: (l.weight, l.bias), last, (last.weight * output_init_scale, output_bias))
+    return tuple(layers)
+
+
 def make_trajectory(key: jax.Array, network: NetworkConfig, joint_lower: np.ndarray, joint_upper: np.ndarray,
                     initial_qpos: np.ndarray, root_base: np.ndarray, duration_s: float,
                     output_init_scale: float = 1e-2) -> Trajectory:
@@ -170,18 +182,12 @@ def make_trajectory(key: jax.Array, network: NetworkConfig, joint_lower: np.ndar
     k_max = max(2.0 * duration_s * network.encoding_max_frequency_hz, 1.0)
     freqs = np.geomspace(1.0, k_max, n_freq).astype(np.float32) if n_freq > 0 else np.zeros(0, np.float32)
     enc_dim = network.encoding_dim
-    widths = list(network.hidden_widths) + [q]
-    keys = jax.random.split(key, len(widths))
-    layers = []
-    in_dim = enc_dim
-    for i, (w, k) in enumerate(zip(widths, keys)):
-        layers.append(eqx.nn.Linear(in_dim, w, key=k))
-        in_dim = w + (enc_dim if i + 1 < network.encoding_layers else 0)
-    bias = jnp.asarray(qpos_to_latent(np.asarray(initial_qpos), lower, upper, unb))
-    last = layers[-1]
-    last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (last.weight * output_init_scale, bias))
-    layers[-1] = last
-    return Trajectory(layers=tuple(layers), frequencies=jnp.asarray(freqs),
+    widths = tuple(network.hidden_widths) + (q,)
+    in_dims = (enc_dim,) + tuple(w + (enc_dim if i + 1 < network.encoding_layers else 0)
+                                 for i, w in enumerate(widths[:-1]))
+    bias = qpos_to_latent(np.asarray(initial_qpos), lower, upper, unb).astype(np.float32)
+    layers = _initial_layers(key, in_dims, widths, bias, np.float32(output_init_scale))
+    return Trajectory(layers=layers, frequencies=jnp.asarray(freqs),
                       root_base=jnp.asarray(root_base, jnp.float32), joint_lower=jnp.asarray(lower),
                       joint_upper=jnp.asarray(upper), unbounded=jnp.asarray(unb),
                       encoding_layers=network.encoding_layers, activation=network.activation,

@@ -18,7 +18,7 @@ _CACHE_DIR.mkdir(parents=True, exist_ok=True)
 import jax  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", str(_CACHE_DIR))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from compute import kinematics as kin
-from compute.cameras import Camera, camera_centers
+from compute.cameras import Camera, camera_centers_numpy
 from compute.fit.evaluation import check_finite, evaluate_all_frames, session_gc, trial_metrics
 from compute.fit.gauge import effective_camera_delta, refined_rig
 from compute.fit.initialisation import initialise
@@ -32,8 +32,7 @@ from compute.fit.loop import ConvergenceRule, ProgressCallback, run_loop
 from compute.fit.loss import session_loss
 from compute.fit.observability import trial_coordinate_sd
 from compute.swaps import detect_swaps, left_right_pairs
-from compute.fit.observations import (DEFAULT_BUCKETS, pad_stacked_trials, prepare_session_data, take_trials,
-                                      validate_inputs)
+from compute.fit.observations import DEFAULT_BUCKETS, pad_stacked_trials, prepare_session_data, validate_inputs
 from compute.fit.optimiser import make_optimizer, project_to_ball, resume_schedules
 from compute.fit.time_offsets import (camera_markers_at_offsets, epipolar_initial_offsets, session_time_offsets,
                                      trial_metrics_with_offsets)
@@ -244,6 +243,8 @@ def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialOb
     log_scale = np.asarray(variables.body.log_scale)
     offsets = np.asarray(variables.body.offsets)
     check_finite("log_scale/offsets/cameras", log_scale, offsets, rig.rvec, rig.tvec)
+    # numpy leaves: slicing them per trial below runs no eager (per-shape compiled) JAX operation
+    host_networks = jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, variables.networks)
     errors, confs, trial_fits = [], [], []
     for i, tr in enumerate(trials):
         check_finite(f"trial {tr.name}", qpos_list[i], marker_list[i])
@@ -253,7 +254,7 @@ def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialOb
             metrics = trial_metrics_with_offsets(rig, *camera_markers[i], tr, params.loss.huber_delta_px)
         errors.append(metrics.errors)
         confs.append(metrics.confidence)
-        net = unstack_trajectory(variables.networks, i)
+        net = unstack_trajectory(host_networks, i)
         times = np.arange(tr.n_frames) / tr.fps
         trial_fits.append(TrialFit(
             name=tr.name, times=times, qpos=qpos_list[i], markers=marker_list[i], gc_curve=metrics.gc_curve,
@@ -263,8 +264,8 @@ def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialOb
             final_loss=metrics.final_loss, reprojection_errors=metrics.errors.astype(np.float32),
             coordinate_sd_rad=trial_coordinate_sd(body, rig, qpos_list[i], log_scale, offsets, tr.confidence)))
     gc = session_gc(errors, confs)
-    input_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, cameras)), np.float64)
-    refined_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, rig)), np.float64)
+    input_centres = camera_centers_numpy(cameras)
+    refined_centres = camera_centers_numpy(rig)
     return SessionFit(
         log_scale=log_scale, offsets=offsets, cameras=rig,
         camera_rotation_change_deg=np.rad2deg(np.linalg.norm(rotation, axis=-1)),

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compute import kinematics as kin
-from compute.cameras import Camera, camera_centers, matrix_to_rodrigues, rodrigues_to_matrix
+from compute.cameras import Camera, camera_centers_numpy, matrix_to_rodrigues, rodrigues_to_matrix
 from compute.fit.bilevel import correct_left_right_swaps, initial_camera_delta, run_optimisation
 from compute.fit.evaluation import evaluate_all_frames, reprojection_errors_px
 from compute.fit.gauge import effective_camera_delta, gauge_projection_matrix, refined_rig
@@ -171,7 +171,7 @@ def fitted_camera_deltas(cameras: Camera, refined: Camera) -> tuple[np.ndarray, 
     r_in = np.asarray(rodrigues_to_matrix(jnp.asarray(cameras.rvec, jnp.float32)), np.float64)
     r_ref = np.asarray(rodrigues_to_matrix(jnp.asarray(refined.rvec, jnp.float32)), np.float64)
     rotation = matrix_to_rodrigues(np.swapaxes(r_ref, -1, -2) @ r_in).reshape(-1, 3)
-    centres = [np.asarray(camera_centers(jax.tree.map(jnp.asarray, rig)), np.float64) for rig in (cameras, refined)]
+    centres = [camera_centers_numpy(rig) for rig in (cameras, refined)]
     return rotation, centres[1] - centres[0]
 
 
@@ -218,8 +218,8 @@ def _refit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservati
     rig = refined_rig(cameras, rotation, centre_shift)
     _, markers = evaluate_all_frames(take_trials(variables.networks, len(trials)), [t.n_frames for t in trials],
                                      body, variables.body)
-    input_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, cameras)), np.float64)
-    refined_centres = np.asarray(camera_centers(jax.tree.map(jnp.asarray, rig)), np.float64)
+    input_centres = camera_centers_numpy(cameras)
+    refined_centres = camera_centers_numpy(rig)
     return (rig, markers, np.rad2deg(np.linalg.norm(rotation, axis=-1)),
             1000.0 * np.linalg.norm(refined_centres - input_centres, axis=-1))
 
@@ -313,7 +313,7 @@ def cross_validate_cameras(body: kin.BodyModel, cameras: Camera, trials: Sequenc
         rig, markers, _, _ = _refit(body, cameras, masked, params, fitted, key, keep, bundle_adjustment=True)
         errors = _errors(rig, markers, trials)
         fit = _camera_summary(errors, trials, c)
-        tri_errors, common_e, common_w = [], [], []
+        tri_errors, common_e = [], []
         for t, err in zip(masked, errors):
             points, _ = triangulate_points(rig_np, np.asarray(t.keypoints, np.float64),
                                            np.asarray(t.confidence, np.float64),

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compute import kinematics as kin
-from compute.cameras import Camera, project_to_rig
+from compute.cameras import Camera, project_to_rig_numpy
 from compute.fit.observations import DEFAULT_BUCKETS, bucket_size, pad_stacked_trials, stacked_size
 from compute.fit.types import BodyParams, FitDivergedError, TrialObservations
 from compute.losses import huber
@@ -22,12 +22,14 @@ from compute.metrics import GC_THRESHOLDS_PX, geometric_consistency
 from compute.trajectory import Trajectory, evaluate_stacked
 
 __all__ = ["EVALUATION_CHUNK_FRAMES", "compiled_markers_over_time", "evaluate_all_frames", "reprojection_errors_px",
-           "session_gc", "per_camera_median_error", "check_finite", "TrialMetrics", "trial_metrics"]
+           "session_gc", "per_camera_median_error", "check_finite", "TrialMetrics", "trial_metrics",
+           "metrics_from_errors"]
 
 EVALUATION_CHUNK_FRAMES = 128
 """Frames per trial per evaluation call: a fixed shape, so one compilation per number of trials."""
 
 compiled_markers_over_time = eqx.filter_jit(kin.markers_over_time)
+_compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager operation per step of the formula
 """``compute.kinematics.markers_over_time`` compiled (eager MJX kinematics is slow)."""
 
 
@@ -64,8 +66,7 @@ def evaluate_all_frames(networks: Trajectory, n_frames: Sequence[int], body: kin
 
 def reprojection_errors_px(rig: Camera, markers: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """Pixel distance (C,T,J) between projected markers (T,J,3) m and keypoints (C,T,J,2) px (NaN where missing)."""
-    predicted = np.asarray(project_to_rig(jax.tree.map(jnp.asarray, rig), jnp.asarray(markers, jnp.float32)))
-    return np.linalg.norm(predicted - np.asarray(keypoints), axis=-1)
+    return np.linalg.norm(project_to_rig_numpy(rig, markers) - np.asarray(keypoints), axis=-1)
 
 
 def session_gc(errors: Sequence[np.ndarray], confidences: Sequence[np.ndarray],
@@ -112,9 +113,15 @@ class TrialMetrics:
 
 def trial_metrics(rig: Camera, markers: np.ndarray, trial: TrialObservations, huber_delta_px: float) -> TrialMetrics:
     """Metrics of fitted markers (T,J,3) m of ``trial`` seen through ``rig`` Camera(C,)."""
-    err = reprojection_errors_px(rig, markers, trial.keypoints)
+    return metrics_from_errors(reprojection_errors_px(rig, markers, trial.keypoints), trial, huber_delta_px)
+
+
+def metrics_from_errors(err: np.ndarray, trial: TrialObservations, huber_delta_px: float) -> TrialMetrics:
+    """TrialMetrics of reprojection errors ``err`` (C,T,J) px (NaN = no prediction) of ``trial``; the final loss
+    is the confidence-weighted mean Huber penalty."""
     conf = np.nan_to_num(np.asarray(trial.confidence, np.float64), nan=0.0)
     conf = np.where(np.isfinite(err), conf, 0.0)
-    final = float(np.mean(conf * np.asarray(huber(jnp.asarray(np.nan_to_num(err, nan=0.0)), huber_delta_px))))
+    penalty = np.asarray(_compiled_huber(np.nan_to_num(err, nan=0.0).astype(np.float32), huber_delta_px))
     return TrialMetrics(errors=err, confidence=conf, gc_curve=session_gc([err], [conf]),
-                        per_camera_median_error_px=per_camera_median_error([err], [conf]), final_loss=final)
+                        per_camera_median_error_px=per_camera_median_error([err], [conf]),
+                        final_loss=float(np.mean(conf * penalty)))

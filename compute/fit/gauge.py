@@ -21,8 +21,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from compute.cameras import Camera, camera_centers, matrix_to_rodrigues, project_points, rodrigues_to_matrix
+from compute.cameras import (Camera, camera_centers, camera_centers_numpy, matrix_to_rodrigues, project_points,
+                             rodrigues_to_matrix)
 from compute.fit.types import CameraDelta
 
 __all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_delta", "refined_rig",
@@ -32,7 +34,7 @@ __all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_de
 def gauge_projection_matrix(rig: Camera) -> np.ndarray:
     """(6C,6C) float32 orthogonal projector removing the 7 similarity-gauge directions of the per-camera deltas
     ``[omega_c (3), dc_c (3)]`` of the rig Camera(C,)."""
-    centres = np.asarray(camera_centers(rig), np.float64)
+    centres = camera_centers_numpy(rig)
     n_cam = centres.shape[0]
     basis = []
     for k in range(3):
@@ -76,10 +78,10 @@ def project_with_delta(rig: Camera, rotation: jax.Array, centre_shift: jax.Array
 
 def refined_rig(rig: Camera, rotation: np.ndarray, centre_shift: np.ndarray) -> Camera:
     """Input rig Camera(C,) + gauge-projected deltas (C,3) rad, (C,3) m -> a new Camera(C,) with numpy leaves."""
-    R = np.asarray(rodrigues_to_matrix(jnp.asarray(rig.rvec)), np.float64)
-    d_rot = np.asarray(rodrigues_to_matrix(jnp.asarray(rotation, jnp.float32)), np.float64)
+    R = Rotation.from_rotvec(np.asarray(rig.rvec, np.float64)).as_matrix()
+    d_rot = Rotation.from_rotvec(np.asarray(rotation, np.float64)).as_matrix()
     R_new = R @ np.swapaxes(d_rot, -1, -2)
-    c_new = np.asarray(camera_centers(rig), np.float64) + np.asarray(centre_shift, np.float64)
+    c_new = camera_centers_numpy(rig) + np.asarray(centre_shift, np.float64)
     t_new = -np.einsum("cij,cj->ci", R_new, c_new)
     return Camera(K=np.asarray(rig.K), dist=np.asarray(rig.dist), rvec=matrix_to_rodrigues(R_new).astype(np.float32),
                   tvec=t_new.astype(np.float32), size=np.asarray(rig.size))

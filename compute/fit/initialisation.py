@@ -9,23 +9,32 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from compute import kinematics as kin
 from compute.cameras import Camera
+from compute.fit.evaluation import EVALUATION_CHUNK_FRAMES, compiled_markers_over_time
 from compute.fit.types import BodyParams, TrialObservations
 from compute.params import FitParams
 from compute.trajectory import ROOT_POLY_DEGREE, Trajectory, make_trajectory, stack_trajectories
 from compute.triangulation import triangulate_points
 
-__all__ = ["compiled_forward_kinematics", "pelvis_body_index", "estimate_log_scale", "robust_polyfit",
+__all__ = ["neutral_markers", "pelvis_body_index", "estimate_log_scale", "robust_polyfit",
            "initial_root_and_heading", "initialise"]
 
-compiled_forward_kinematics = eqx.filter_jit(kin.forward_kinematics)
-"""``compute.kinematics.forward_kinematics`` compiled (eager MJX kinematics is slow)."""
+def neutral_markers(body: kin.BodyModel, q0: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """Markers (J, 3) m of pose q0 (Q,) at ``log_scale`` (G,) without marker offsets.
+
+    Runs the evaluation's compiled kinematics on a chunk of ``EVALUATION_CHUNK_FRAMES`` copies of q0: the
+    observability step after the fit calls the same function on chunks of that shape, so one trace and one
+    compiled executable per process serve both (a separate single-pose compile cost about a second).
+    """
+    chunk = np.repeat(np.asarray(q0, np.float32)[None], EVALUATION_CHUNK_FRAMES, axis=0)
+    markers = compiled_markers_over_time(body, chunk, np.asarray(log_scale, np.float32),
+                                         np.zeros((len(body.marker_names), 3), np.float32))
+    return np.asarray(markers[0], np.float64)
 
 
 def pelvis_body_index(body: kin.BodyModel) -> int:
@@ -102,8 +111,7 @@ def initial_root_and_heading(body: kin.BodyModel, points: np.ndarray, log_scale:
     pelvis = pelvis_body_index(body)
     members = np.flatnonzero(np.asarray(body.marker_body_ids) == pelvis)
     q0 = kin.neutral_qpos(body, root_xyz=(0.0, 0.0, 0.0), heading=0.0)
-    model = np.asarray(compiled_forward_kinematics(body, q0, jnp.asarray(log_scale, jnp.float32),
-                                           jnp.zeros((len(body.marker_names), 3), jnp.float32)), np.float64)
+    model = neutral_markers(body, q0, log_scale)
     root0 = np.asarray(q0[:3], np.float64)
     roots = np.full((n_frames, 3), np.nan)
     yaws = np.full(n_frames, np.nan)

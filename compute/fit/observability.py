@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compute import kinematics as kin
-from compute.cameras import Camera, project_points_numpy, unstack_cameras
+from compute.cameras import Camera, project_to_rig_numpy
 from compute.fit.evaluation import EVALUATION_CHUNK_FRAMES, compiled_markers_over_time
 
 __all__ = ["pixel_jacobian", "reprojection_curvature", "posterior_sd", "trial_coordinate_sd", "weakly_observed",
@@ -60,7 +60,7 @@ def pixel_jacobian(body: kin.BodyModel, rig: Camera, qpos: np.ndarray, log_scale
     markers = np.concatenate([np.asarray(compiled_markers_over_time(body, jnp.asarray(chunk), ls, off))
                               for chunk in np.split(flat, len(flat) // EVALUATION_CHUNK_FRAMES)])
     markers = markers[: n * 2 * q].reshape(n, 2, q, -1, 3).astype(np.float64)  # (F, +/-, Q, J, 3)
-    pixels = np.stack([project_points_numpy(cam, markers)[0] for cam in unstack_cameras(rig)])  # (C,F,2,Q,J,2)
+    pixels = project_to_rig_numpy(rig, markers)                                # (C, F, 2, Q, J, 2)
     jac = (pixels[:, :, 0] - pixels[:, :, 1]) / (2 * step)                     # (C, F, Q, J, 2)
     return np.transpose(jac, (1, 0, 3, 4, 2))
 

@@ -26,12 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from compute import kinematics as kin
-from compute.cameras import Camera, project_points
-from compute.fit.evaluation import (EVALUATION_CHUNK_FRAMES, TrialMetrics, _evaluate_chunk, per_camera_median_error,
-                                   session_gc)
+from compute.cameras import Camera, project_to_rig_numpy
+from compute.fit.evaluation import EVALUATION_CHUNK_FRAMES, TrialMetrics, _evaluate_chunk, metrics_from_errors
 from compute.fit.gauge import effective_time_offsets, observed_camera_mask
 from compute.fit.types import BodyParams, CameraDelta, TrialObservations
-from compute.losses import huber
 from compute.trajectory import Trajectory
 
 __all__ = ["shifted_observations", "session_time_offsets", "camera_markers_at_offsets",
@@ -113,15 +111,9 @@ def trial_metrics_with_offsets(rig: Camera, camera_markers: np.ndarray, valid: n
                                huber_delta_px: float) -> TrialMetrics:
     """``compute.fit.evaluation.TrialMetrics`` of a trial whose camera c sees ``camera_markers[c]`` (C,T,J,3) m;
     errors are NaN where ``valid`` (C,T) is False (the camera's frame lies outside the fitted time span)."""
-    rig_j = jax.tree.map(jnp.asarray, rig)
-    predicted = np.asarray(jax.vmap(project_points)(rig_j, jnp.asarray(camera_markers, jnp.float32)))
-    err = np.linalg.norm(predicted - np.asarray(trial.keypoints), axis=-1)            # (C,T,J)
-    err = np.where(valid[..., None], err, np.nan)
-    conf = np.nan_to_num(np.asarray(trial.confidence, np.float64), nan=0.0)
-    conf = np.where(np.isfinite(err), conf, 0.0)
-    final = float(np.mean(conf * np.asarray(huber(jnp.asarray(np.nan_to_num(err, nan=0.0)), huber_delta_px))))
-    return TrialMetrics(errors=err, confidence=conf, gc_curve=session_gc([err], [conf]),
-                        per_camera_median_error_px=per_camera_median_error([err], [conf]), final_loss=final)
+    predicted = project_to_rig_numpy(rig, camera_markers, per_camera=True)                 # (C,T,J,2)
+    err = np.linalg.norm(predicted - np.asarray(trial.keypoints), axis=-1)                 # (C,T,J)
+    return metrics_from_errors(np.where(valid[..., None], err, np.nan), trial, huber_delta_px)
 
 
 def epipolar_initial_offsets(rig: Camera, trials: list[TrialObservations], bound_s: float) -> np.ndarray:
