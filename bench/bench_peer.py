@@ -7,7 +7,8 @@ Writes a markdown table to stdout (and the raw numbers to ``<work>/results.json`
 Per configuration (cameras x frames) one synthetic walking trial (HALPE26 keypoints, 1.5 px noise, 10 % dropped,
 3 % outliers from a second person) is written once as a Pose2Sim project (``bench/peer_layout.py``): calibration
 TOML, ``pose/camNN_json`` OpenPose JSON per frame, Config.toml; and an mmc manifest over the same files. Then
-``--reps`` rounds, each alternating: Pose2Sim, ours cold, Pose2Sim, ours warm. Every run is a fresh process.
+``--reps`` rounds, each alternating: Pose2Sim, ours cold, Pose2Sim, ours warm, ours in a running worker. Every
+run is a fresh process; the running worker's time is the second of two fits inside one process.
 
 * Pose2Sim: ``bench/peer_run_pose2sim.py`` in a separate venv ``.venv-peer`` (created on first use with the
   ``bench`` extra of pyproject.toml, ``pose2sim==0.10.49`` and ``opensim==4.6``; Pose2Sim pulls opencv-python and opencv-contrib-python, which
@@ -15,7 +16,9 @@ TOML, ``pose/camNN_json`` OpenPose JSON per frame, Config.toml; and an mmc manif
   not need), on a fresh copy of the project folder. Time = the whole process (interpreter start to IK written).
 * Ours: ``mmc --prefix h_peer_... ingest session`` (timed apart), then ``mmc populate BilevelFit`` with
   ``MMC_JAX_CACHE`` on an empty folder (cold) or on the folder the round's cold run filled (warm); the fitted
-  virtual markers and joint angles are read back and the prefix is dropped.
+  virtual markers and joint angles are read back and the prefix is dropped.  Running worker (with
+  ``--tables BilevelFit``, the default): one process fits the session, deletes the fit, does what ``mmc worker``
+  does between rounds (``pipeline.populate.release_compiled_programs``) and fits it again; timed: the second fit.
 
 Scores: 3D keypoint error (Pose2Sim's filtered ``.trc``; ours: fitted virtual markers) against the true
 keypoints, mm; joint-angle RMSE (Pose2Sim's IK ``.mot``; ours: fitted joint angles) against the true angles for
@@ -126,17 +129,27 @@ def run_pose2sim(python: Path, pristine: Path, work: Path, truth: dict, label: s
 
 
 def run_ours(manifest: Path, cache_dir: Path, work: Path, truth: dict, label: str, tables: list[str],
-             frames: list[int]) -> dict:
+             frames: list[int], worker: bool = False) -> dict:
     """Ingest + ``mmc populate`` into a scratch prefix (dropped afterwards); returns timings and scores, on the
-    ``frames`` Pose2Sim reconstructed (its default trims the start and end) and on all frames."""
+    ``frames`` Pose2Sim reconstructed (its default trims the start and end) and on all frames.
+
+    worker: instead of ``mmc populate``, one process fits the session, deletes the fit, does what ``mmc worker``
+    does between rounds and fits it again; the time is the second fit's (fetch, fit, insert): the time-to-result
+    of a running worker that has already fitted a session of this shape bucket."""
     prefix = f"h_peer_{label}_{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, MMC_JAX_CACHE=str(cache_dir), MMC_SCHEMA_PREFIX=prefix)
     try:
         ingest = run_timed([str(MMC), "--prefix", prefix, "ingest", "session", str(manifest)], env=env,
                            log=work / f"ours_{label}_ingest.log")
         load = load_average()
-        populate = run_timed([str(MMC), "--prefix", prefix, "populate", *tables], env=env,
-                             log=work / f"ours_{label}_populate.log")
+        if worker:
+            times_file = work / f"ours_{label}_worker.json"
+            run_timed([str(PYTHON), str(Path(__file__).resolve()), "--worker-rounds", prefix, str(times_file)],
+                      env=env, log=work / f"ours_{label}_populate.log")
+            populate = json.loads(times_file.read_text())["second_s"]
+        else:
+            populate = run_timed([str(MMC), "--prefix", prefix, "populate", *tables], env=env,
+                                 log=work / f"ours_{label}_populate.log")
         result_file = work / f"ours_{label}.npz"
         run_timed([str(PYTHON), str(Path(__file__).resolve()), "--collect", prefix, str(result_file)], env=env,
                   log=work / f"ours_{label}_collect.log")
@@ -171,6 +184,26 @@ def collect(prefix: str, out: Path) -> None:
              fit_s=np.array(float(fit_s[0])), gc5=np.array(float(gc5[0])))
 
 
+def worker_rounds(prefix: str, out: Path) -> None:
+    """Fit ``prefix``'s session twice in this process, as a running ``mmc worker`` would meet two sessions of one
+    shape bucket (between them: what the worker does between rounds); write both times (s) to ``out``."""
+    from pipeline.populate import configure_jax_cache, open_for_computing, release_compiled_programs
+
+    database = open_for_computing(prefix)
+    configure_jax_cache()
+    fitting = database.schemas["fitting"]
+    fitting.add_missing_fit_tasks()
+    times = []
+    for round_index in range(2):
+        if round_index:
+            fitting.BilevelFit.delete(safemode=False)
+            release_compiled_programs()
+        start = time.perf_counter()
+        fitting.BilevelFit.populate(suppress_errors=False)
+        times.append(time.perf_counter() - start)
+    out.write_text(json.dumps(dict(first_s=times[0], second_s=times[1])))
+
+
 def drop(prefix: str) -> None:
     """Drop every schema of the scratch ``prefix`` (only ``h_peer_`` prefixes)."""
     import schemas
@@ -196,8 +229,9 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: list[dict]) -> dict:
-    ours = cold + warm
+def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: list[dict],
+              worker: list[dict]) -> dict:
+    ours = cold + warm + worker
     shared = sorted(set(p2s[0]["angles"].names) & set(ours[0]["angles"].names))
 
     def ang(runs, attr):
@@ -206,7 +240,7 @@ def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: li
     return dict(
         config=spec.name, cameras=spec.n_cameras, frames=spec.n_frames,
         p2s_s=median([r["wall_s"] for r in p2s]), cold_s=median([r["wall_s"] for r in cold]),
-        warm_s=median([r["wall_s"] for r in warm]), ingest_s=median([r["ingest_s"] for r in ours]),
+        warm_s=median([r["wall_s"] for r in warm]), worker_s=median([r["wall_s"] for r in worker]), ingest_s=median([r["ingest_s"] for r in ours]),
         p2s_steps={k: median([r["steps"][k] for r in p2s]) for k in p2s[0]["steps"]},
         p2s_mm=median([r["keypoints"].mean_mm for r in p2s]), ours_mm=median([r["keypoints"].mean_mm for r in ours]),
         p2s_median_mm=median([r["keypoints"].median_mm for r in p2s]),
@@ -218,23 +252,27 @@ def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: li
         ours_all_frames_mm=median([r["keypoints_all"].mean_mm for r in ours]),
         per_coordinate={n: dict(p2s=p2s[0]["angles"].per_coordinate[n], ours=ours[-1]["angles"].per_coordinate[n])
                         for n in shared},
-        loads=dict(p2s=[r["load"] for r in p2s], cold=[r["load"] for r in cold], warm=[r["load"] for r in warm]),
-        runs=dict(p2s=len(p2s), cold=len(cold), warm=len(warm)))
+        loads=dict(p2s=[r["load"] for r in p2s], cold=[r["load"] for r in cold], warm=[r["load"] for r in warm],
+                   worker=[r["load"] for r in worker]),
+        runs=dict(p2s=len(p2s), cold=len(cold), warm=len(warm), worker=len(worker)))
 
 
 def markdown(rows: list[dict], tables: list[str]) -> str:
     lines = [f"Pose2Sim 0.10.49 (triangulation → Butterworth filter → OpenSim 4.6 scaling + IK) vs `mmc populate "
              f"{' '.join(tables)}` (the set populate gives HALPE26: {default_params_name('HALPE26')}), synthetic walk, "
-             "HALPE26 keypoints; times are whole fresh processes "
-             "(median), ratios ours/Pose2Sim.", "",
-             "| cameras | frames | Pose2Sim s | ours warm s (ratio) | ours cold s (ratio) | ingest s | "
-             "3D error mm P2S / ours (ratio) | joint RMSE deg P2S / ours (ratio) | offset-free RMSE deg P2S / ours | "
-             "load (1 min) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "HALPE26 keypoints; times are whole fresh processes (median), except the running worker's: the "
+             "second fit (fetch, fit, insert) of a process that has fitted one session of the shape bucket; "
+             "ratios ours/Pose2Sim.", "",
+             "| cameras | frames | Pose2Sim s | ours warm s (ratio) | ours cold s (ratio) | ours running worker s "
+             "(ratio) | ingest s | 3D error mm P2S / ours (ratio) | joint RMSE deg P2S / ours (ratio) | "
+             "offset-free RMSE deg P2S / ours | load (1 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loads = [float(v.split()[0]) for runs in r["loads"].values() for v in runs]
         lines.append(
             f"| {r['cameras']} | {r['frames']} | {r['p2s_s']:.1f} | {r['warm_s']:.1f} ({r['warm_s'] / r['p2s_s']:.1f}×) | "
-            f"{r['cold_s']:.1f} ({r['cold_s'] / r['p2s_s']:.1f}×) | {r['ingest_s']:.1f} | "
+            f"{r['cold_s']:.1f} ({r['cold_s'] / r['p2s_s']:.1f}×) | "
+            f"{r.get('worker_s', float('nan')):.1f} ({r.get('worker_s', float('nan')) / r['p2s_s']:.1f}×) | "
+            f"{r['ingest_s']:.1f} | "
             f"{r['p2s_mm']:.1f} / {r['ours_mm']:.1f} ({r['ours_mm'] / r['p2s_mm']:.2f}) | "
             f"{r['p2s_deg']:.1f} / {r['ours_deg']:.1f} ({r['ours_deg'] / r['p2s_deg']:.2f}) | "
             f"{r['p2s_shape_deg']:.1f} / {r['ours_shape_deg']:.1f} | {min(loads):.1f}–{max(loads):.1f} |")
@@ -275,12 +313,16 @@ def main() -> int:
     parser.add_argument("--table", type=Path, metavar="RESULTS_JSON", help="reprint the table of a results.json")
     parser.add_argument("--collect", nargs=2, metavar=("PREFIX", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--drop", metavar="PREFIX", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-rounds", nargs=2, metavar=("PREFIX", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.collect:
         collect(args.collect[0], Path(args.collect[1]))
         return 0
     if args.drop:
         drop(args.drop)
+        return 0
+    if args.worker_rounds:
+        worker_rounds(args.worker_rounds[0], Path(args.worker_rounds[1]))
         return 0
     if args.table:
         print(markdown(json.loads(args.table.read_text()), args.tables))
@@ -305,7 +347,7 @@ def main() -> int:
             with np.load(pristine.truth) as data:  # the Pose2Sim settings may have changed since it was written
                 write_pose2sim_config(pristine.root, spec, float(data["height_m"]), float(data["mass_kg"]), template)
             truth = load_truth(pristine.truth)
-            p2s, cold, warm = [], [], []
+            p2s, cold, warm, worker = [], [], [], []
             for k in range(args.reps):
                 cache = folder / f"jax_cache_{k}"
                 shutil.rmtree(cache, ignore_errors=True)
@@ -315,10 +357,14 @@ def main() -> int:
                 cold.append(run_ours(pristine.manifest, cache, folder, truth, f"{spec.name}_{k}c", args.tables, frames))
                 p2s.append(run_pose2sim(python, pristine.root, folder, truth, f"{k}b"))
                 warm.append(run_ours(pristine.manifest, cache, folder, truth, f"{spec.name}_{k}w", args.tables, frames))
+                if args.tables == ["BilevelFit"]:  # the worker rounds fit BilevelFit only
+                    worker.append(run_ours(pristine.manifest, cache, folder, truth, f"{spec.name}_{k}r", args.tables,
+                                           frames, worker=True))
                 print(f"{spec.name} round {k}: P2S {p2s[-2]['wall_s']:.1f}/{p2s[-1]['wall_s']:.1f} s, ours cold "
-                      f"{cold[-1]['wall_s']:.1f} s, warm {warm[-1]['wall_s']:.1f} s (load {load_average()})",
+                      f"{cold[-1]['wall_s']:.1f} s, warm {warm[-1]['wall_s']:.1f} s, running worker "
+                      f"{worker[-1]['wall_s'] if worker else float('nan'):.1f} s (load {load_average()})",
                       file=sys.stderr, flush=True)
-            rows.append(summarise(spec, p2s, cold, warm))
+            rows.append(summarise(spec, p2s, cold, warm, worker))
             (work / "results.json").write_text(json.dumps(_plain(rows), indent=1))
     print(markdown(rows, args.tables))
     print(f"\n(work folder {work}; load at end {load_average()})")
