@@ -196,7 +196,7 @@ def worker_rounds(prefix: str, out: Path) -> None:
     times = []
     for round_index in range(2):
         if round_index:
-            fitting.BilevelFit.delete(safemode=False)
+            fitting.BilevelFit.delete(prompt=False)
             release_compiled_programs()
         start = time.perf_counter()
         fitting.BilevelFit.populate(suppress_errors=False)

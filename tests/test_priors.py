@@ -118,9 +118,11 @@ def test_cpu_default_has_no_priors_and_cpu_sparse_round_trips_through_json():
     assert sparse.loss.priors.enabled
     assert FitParams.from_json(sparse.to_json()) == sparse
     assert sparse.hash != PARAMETER_SETS["cpu_default"].hash
-    # cpu_sparse differs from cpu_default in the priors and the left/right swap correction only
+    # cpu_sparse differs from cpu_default in the priors, the left/right swap correction and the Huber threshold only
     assert sparse.initialisation.correct_left_right_swaps
-    assert sparse.replace(priors=PriorConfig(), correct_left_right_swaps=False) == PARAMETER_SETS["cpu_default"]
+    assert sparse.loss.huber_delta_px < PARAMETER_SETS["cpu_default"].loss.huber_delta_px
+    assert sparse.replace(priors=PriorConfig(), correct_left_right_swaps=False,
+                          huber_delta_px=PARAMETER_SETS["cpu_default"].loss.huber_delta_px) == PARAMETER_SETS["cpu_default"]
     with pytest.raises(ValueError, match="priors"):
         FitParams.from_dict({"loss": {"priors": {"posture_wieght": 1.0}}})
 
