@@ -2,10 +2,10 @@
 
 Ingest without a database (pipeline.manifest.plan_session, world_alignment = "auto": the subject sits, up is
 taken from the cameras), fit BLAZEPOSE33 0-32 (confidence 1 where present) with cpu_sparse (the parameter set
-``mmc populate`` gives a sparse keypoint set). Measured (seed 0): per-port median reprojection 6.7 / 10.9 / 8.2 /
-5.6 px against 13.8 / 18.0 / 14.7 / 7.7 px for Caliscope's own unconstrained triangulation (asserted: no port
-worse than it); lumbar extension -2.0 deg, hips 69-70 deg and knees 92-107 deg flexed (sitting; asserted: lumbar
-within 15 deg of neutral); thigh 0.36 / 0.43 m and shank 0.31 / 0.24 m against 0.39 / 0.43 and 0.31 / 0.23 m in
+``mmc populate`` gives a sparse keypoint set). Measured (seed 0): per-port median reprojection 5.7 / 11.2 / 7.5 /
+4.6 px against 13.8 / 18.0 / 14.7 / 7.7 px for Caliscope's own unconstrained triangulation (asserted: no port
+worse than it); lumbar extension +0.2 deg, hips 72-75 deg and knees 93-100 deg flexed (sitting; asserted: lumbar
+within 15 deg of neutral); thigh 0.35 / 0.43 m and shank 0.31 / 0.24 m against 0.39 / 0.43 and 0.31 / 0.23 m in
 Caliscope's triangulation (asserted within 15 %); 3D distance to it after a similarity alignment 1.8 cm median
 (asserted < 3 cm).
 """
