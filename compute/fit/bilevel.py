@@ -41,8 +41,8 @@ from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, Fi
 from compute.params import FitParams, LossConfig, OptimiserConfig
 from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
 
-__all__ = ["correct_left_right_swaps", "bilevel_step", "bilevel_steps", "STEPS_PER_CALL", "make_train_step", "partition_variables",
-           "commit_to_default_device", "initial_camera_delta", "run_optimisation",
+__all__ = ["correct_left_right_swaps", "bilevel_step", "bilevel_steps", "STEPS_PER_CALL", "make_train_step",
+           "partition_variables", "commit_to_default_device", "initial_camera_delta", "run_optimisation",
            "convergence_rule", "summarise_fit", "fit_session"]
 
 

@@ -41,9 +41,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from compute import kinematics as kin
-from compute.cameras import Camera, camera_centers_numpy, matrix_to_rodrigues, rodrigues_to_matrix
+from compute.cameras import Camera, camera_centers_numpy, matrix_to_rodrigues
 from compute.fit.bilevel import correct_left_right_swaps, initial_camera_delta, run_optimisation
 from compute.fit.evaluation import evaluate_all_frames, reprojection_errors_px
 from compute.fit.gauge import effective_camera_delta, gauge_projection_matrix, refined_rig
@@ -168,8 +169,7 @@ def without_frames(trials: Sequence[TrialObservations], every: int) -> list[Tria
 def fitted_camera_deltas(cameras: Camera, refined: Camera) -> tuple[np.ndarray, np.ndarray]:
     """The per-camera deltas that turn the input rig into the refined one: rotation (C,3) rad with
     ``R_refined = R_input Rot(rotation)^T`` and centre shift (C,3) m (``compute.fit.gauge`` conventions)."""
-    r_in = np.asarray(rodrigues_to_matrix(jnp.asarray(cameras.rvec, jnp.float32)), np.float64)
-    r_ref = np.asarray(rodrigues_to_matrix(jnp.asarray(refined.rvec, jnp.float32)), np.float64)
+    r_in, r_ref = (Rotation.from_rotvec(np.asarray(rig.rvec, np.float64)).as_matrix() for rig in (cameras, refined))
     rotation = matrix_to_rodrigues(np.swapaxes(r_ref, -1, -2) @ r_in).reshape(-1, 3)
     centres = [camera_centers_numpy(rig) for rig in (cameras, refined)]
     return rotation, centres[1] - centres[0]

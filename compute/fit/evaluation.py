@@ -29,8 +29,9 @@ EVALUATION_CHUNK_FRAMES = 128
 """Frames per trial per evaluation call: a fixed shape, so one compilation per number of trials."""
 
 compiled_markers_over_time = eqx.filter_jit(kin.markers_over_time)
-_compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager operation per step of the formula
 """``compute.kinematics.markers_over_time`` compiled (eager MJX kinematics is slow)."""
+
+_compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager operation per step of the formula
 
 
 @eqx.filter_jit

@@ -24,6 +24,7 @@ from compute.triangulation import triangulate_points
 __all__ = ["neutral_markers", "pelvis_body_index", "estimate_log_scale", "robust_polyfit",
            "initial_root_and_heading", "initialise"]
 
+
 def neutral_markers(body: kin.BodyModel, q0: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
     """Markers (J, 3) m of pose q0 (Q,) at ``log_scale`` (G,) without marker offsets.
 
@@ -34,7 +35,7 @@ def neutral_markers(body: kin.BodyModel, q0: np.ndarray, log_scale: np.ndarray) 
     chunk = np.repeat(np.asarray(q0, np.float32)[None], EVALUATION_CHUNK_FRAMES, axis=0)
     markers = compiled_markers_over_time(body, chunk, np.asarray(log_scale, np.float32),
                                          np.zeros((len(body.marker_names), 3), np.float32))
-    return np.asarray(markers[0], np.float64)
+    return np.asarray(markers, np.float64)[0]
 
 
 def pelvis_body_index(body: kin.BodyModel) -> int:
