@@ -48,6 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pipeline.commands.params import outdated_lines
 from pipeline.db import Database, open_database
 from pipeline.importers.errors import IngestError
 from pipeline.jobs import (HEARTBEAT_INTERVAL_S, WorkerGuard, WorkerInterrupted, populate_reserved, release_stale,
@@ -160,6 +161,8 @@ def populate_command(args: argparse.Namespace) -> int:
     added = add_tasks(modules, args)
     if added:
         print(f"added {added} FitTask(s) ({args.params or 'cpu_sparse for sparse keypoint sets, else cpu_default'})")
+        for line in outdated_lines(modules["fitting"].FitParams.outdated_packaged_sets()):
+            print(line, file=sys.stderr)  # the new tasks use this database's stored sets, not the updated ones
     if "crossvalidation" in [n.lower() for n in args.tables or []] and \
             restrictions_by_table.get("CrossValidation") is not None:  # named: cross-validation is requested
         import datajoint as dj

@@ -51,7 +51,8 @@ _PARAMETER_SET_DESCRIPTIONS = {
     "paper": "Cotton 2024 hyper-parameters (40k steps, wide MLP): hours per trial on a CPU",
     "cpu_default": "tuned for a 2-core CPU on synthetic sessions",
     "cpu_converge": "cpu_default, stopping early once the median loss has plateaued",
-    "cpu_sparse": "cpu_default + posture/joint-limit/lumbopelvic priors and swap correction, for sparse keypoint sets",
+    "cpu_sparse": ("cpu_default + posture/joint-limit/lumbopelvic priors, swap correction and a 4 px Huber "
+                   "threshold, for sparse keypoint sets"),
 }
 
 
@@ -94,6 +95,21 @@ class FitParams(dj.Lookup):
         for row in cls.contents:
             if not (cls & {"params_name": row["params_name"]}) and not (cls & {"params_hash": row["params_hash"]}):
                 cls.insert1(row, skip_duplicates=True)
+
+    @classmethod
+    def outdated_packaged_sets(cls) -> dict[str, dict[str, Any]]:
+        """Packaged set names (``compute.params.PARAMETER_SETS``) whose stored row differs from the packaged set
+        (a database created before an update changed a default) -> {"section.field": packaged value} of the
+        differing fields.  The stored row stays what fits of that name use: rows are never edited."""
+        out = {}
+        for row in (cls & [{"params_name": n} for n in PARAMETER_SETS]).to_dicts():
+            packaged = PARAMETER_SETS[row["params_name"]].to_dict()
+            stored = FitParamsData.from_dict(row["params"]).to_dict()
+            changed = {f"{section}.{name}": value for section, fields in packaged.items()
+                       for name, value in fields.items() if stored.get(section, {}).get(name) != value}
+            if changed:
+                out[row["params_name"]] = changed
+        return out
 
     @classmethod
     def load(cls, name: str) -> FitParamsData:

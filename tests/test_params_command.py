@@ -34,6 +34,27 @@ def test_add_show_and_list_a_parameter_set(db_prefix, activated_schemas, capsys)
     assert name in capsys.readouterr().err
 
 
+def test_list_says_when_a_packaged_set_changed_after_the_database_stored_it(db_prefix, activated_schemas, capsys,
+                                                                              monkeypatch):
+    """An update that changes a packaged set (here cpu_sparse's Huber threshold) leaves the stored row alone;
+    ``mmc params list`` says what differs and prints the command that stores the packaged version."""
+    from compute.params import PARAMETER_SETS
+
+    fitting = activated_schemas["fitting"]
+    assert main(["--prefix", db_prefix, "params", "list"]) == 0
+    assert "note:" not in capsys.readouterr().out            # the database holds the packaged sets
+    updated = PARAMETER_SETS["cpu_sparse"].replace(huber_delta_px=2.5)
+    monkeypatch.setitem(PARAMETER_SETS, "cpu_sparse", updated)
+    assert main(["--prefix", db_prefix, "params", "list"]) == 0
+    note = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "cpu_sparse now differs from this database's in loss.huber_delta_px;" in note[0]
+    command = note[0].split("To use the packaged ones: mmc ")[1].replace("'", "").split()
+    name = f"sparse_{uuid.uuid4().hex[:8]}"
+    command[2] = name                                          # `params add cpu_sparse_v2 ...` under a fresh name
+    assert main(["--prefix", db_prefix, *command]) == 0
+    assert fitting.FitParams.load(name).hash == updated.hash  # the printed command stores the packaged set
+
+
 @pytest.mark.parametrize("setting, message", [
     ("bundle_adjustment.fit_time_offset=true", "no field 'fit_time_offset' in bundle_adjustment"),
     ("bundles.fit_time_offsets=true", "no section 'bundles'"),

@@ -64,6 +64,18 @@ def changed_params(base: dict, settings: list[str]) -> dict:
         raise IngestError("command line", "mmc params add --set", str(error)) from None
 
 
+def outdated_lines(outdated: dict[str, dict[str, object]]) -> list[str]:
+    """One line per packaged set this database stored before an update changed it
+    (``FitParams.outdated_packaged_sets``): what differs and the command that stores the packaged version."""
+    lines = []
+    for name, changed in sorted(outdated.items()):
+        settings = " ".join(f"--set '{field}={json.dumps(value)}'" for field, value in changed.items())
+        lines.append(f"note: the packaged {name} now differs from this database's in {', '.join(changed)}; fits "
+                     f"named {name} keep the stored values. To use the packaged ones: mmc params add {name}_v2 "
+                     f"--from {name} {settings}")
+    return lines
+
+
 def params_command(args: argparse.Namespace) -> int:
     """Handler of ``mmc params list | show | add``."""
     from compute.params import FitParams
@@ -73,6 +85,8 @@ def params_command(args: argparse.Namespace) -> int:
     if args.action == "list":
         for row in fitting.FitParams.proj("params_hash", "description").to_dicts(order_by="params_name"):
             print(f"{row['params_name']:<24} {row['params_hash'][:12]}  {row['description']}")
+        for line in outdated_lines(fitting.FitParams.outdated_packaged_sets()):
+            print(line)
         return 0
     rows = {r["params_name"]: r for r in fitting.FitParams.to_dicts()}
     if args.action == "show":
