@@ -1,7 +1,7 @@
 """``mmc warmup``: compile the fit once per installation, before the first session needs it.
 
 A fit compiles its step for the session's shape bucket (``compute.fit.observations.ShapeBuckets``: cameras
-4/8/12/16, trials 1/2/4/8/16, frames 512/1024/...), keypoint set (marker count) and parameter set; compiling
+4/8/12/16, trials 1/2/4/6/8/12/16, frames 512/1024/...), keypoint set (marker count) and parameter set; compiling
 takes minutes on a small CPU.  ``mmc warmup`` runs a two-step fit of a small made-up session for every
 combination asked for, which writes every executable a real fit of that bucket needs (the step, the per-frame
 evaluation, the kinematics of initialisation and observability) into the persistent compilation cache
