@@ -240,7 +240,8 @@ def summarise(spec: PeerSessionSpec, p2s: list[dict], cold: list[dict], warm: li
     return dict(
         config=spec.name, cameras=spec.n_cameras, frames=spec.n_frames,
         p2s_s=median([r["wall_s"] for r in p2s]), cold_s=median([r["wall_s"] for r in cold]),
-        warm_s=median([r["wall_s"] for r in warm]), worker_s=median([r["wall_s"] for r in worker]), ingest_s=median([r["ingest_s"] for r in ours]),
+        warm_s=median([r["wall_s"] for r in warm]), worker_s=median([r["wall_s"] for r in worker]),
+        ingest_s=median([r["ingest_s"] for r in ours]),
         p2s_steps={k: median([r["steps"][k] for r in p2s]) for k in p2s[0]["steps"]},
         p2s_mm=median([r["keypoints"].mean_mm for r in p2s]), ours_mm=median([r["keypoints"].mean_mm for r in ours]),
         p2s_median_mm=median([r["keypoints"].median_mm for r in p2s]),
@@ -268,10 +269,11 @@ def markdown(rows: list[dict], tables: list[str]) -> str:
              "offset-free RMSE deg P2S / ours | load (1 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loads = [float(v.split()[0]) for runs in r["loads"].values() for v in runs]
+        worker_s = r.get("worker_s", float("nan"))  # results.json files written before the column existed
         lines.append(
             f"| {r['cameras']} | {r['frames']} | {r['p2s_s']:.1f} | {r['warm_s']:.1f} ({r['warm_s'] / r['p2s_s']:.1f}×) | "
             f"{r['cold_s']:.1f} ({r['cold_s'] / r['p2s_s']:.1f}×) | "
-            f"{r.get('worker_s', float('nan')):.1f} ({r.get('worker_s', float('nan')) / r['p2s_s']:.1f}×) | "
+            f"{worker_s:.1f} ({worker_s / r['p2s_s']:.1f}×) | "
             f"{r['ingest_s']:.1f} | "
             f"{r['p2s_mm']:.1f} / {r['ours_mm']:.1f} ({r['ours_mm'] / r['p2s_mm']:.2f}) | "
             f"{r['p2s_deg']:.1f} / {r['ours_deg']:.1f} ({r['ours_deg'] / r['p2s_deg']:.2f}) | "

@@ -116,7 +116,7 @@ def stack_cameras(cams: Sequence[Camera]) -> Camera:
     """Stack single cameras into a rig whose leaves have a leading ``(C,)`` axis."""
     if len(cams) == 0:
         raise ValueError("compute/cameras.py stack_cameras: cams must contain at least one Camera")
-    return jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves])), *cams)
+    return jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *cams)  # stacked on the host
 
 
 def unstack_cameras(rig: Camera) -> list[Camera]:

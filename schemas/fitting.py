@@ -106,7 +106,7 @@ class FitParams(dj.Lookup):
             packaged = PARAMETER_SETS[row["params_name"]].to_dict()
             stored = FitParamsData.from_dict(row["params"]).to_dict()
             changed = {f"{section}.{name}": value for section, fields in packaged.items()
-                       for name, value in fields.items() if stored.get(section, {}).get(name) != value}
+                       for name, value in fields.items() if stored[section][name] != value}
             if changed:
                 out[row["params_name"]] = changed
         return out
