@@ -48,6 +48,9 @@ def write_session(path: Path, keypoint_set: str, n_cameras: int, n_frames: int, 
 def child(args: argparse.Namespace) -> None:
     """In a fresh process: fit each session file in turn, print one JSON line of timings."""
     start = time.perf_counter()
+    from pipeline.jax_setup import configure_xla_flags
+
+    configure_xla_flags()
     import jax
 
     jax.config.update("jax_compilation_cache_dir", args.cache)

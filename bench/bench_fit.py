@@ -27,12 +27,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import jax
+from pipeline.jax_setup import configure_jax  # noqa: E402  (before JAX starts: XLA options, cache)
 
-jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mmc" / "jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+configure_jax()
+import jax  # noqa: E402
+
 
 import numpy as np  # noqa: E402
 

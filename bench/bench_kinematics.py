@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
+from pipeline.jax_setup import configure_xla_flags
+
+configure_xla_flags()  # the XLA options of the mmc commands, before JAX starts
+import jax  # noqa: E402
 import jax.numpy as jnp
 import mujoco
 import numpy as np

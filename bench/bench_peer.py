@@ -187,10 +187,11 @@ def collect(prefix: str, out: Path) -> None:
 def worker_rounds(prefix: str, out: Path) -> None:
     """Fit ``prefix``'s session twice in this process, as a running ``mmc worker`` would meet two sessions of one
     shape bucket (between them: what the worker does between rounds); write both times (s) to ``out``."""
-    from pipeline.populate import configure_jax_cache, open_for_computing, release_compiled_programs
+    from pipeline.jax_setup import configure_jax
+    from pipeline.populate import open_for_computing, release_compiled_programs
 
     database = open_for_computing(prefix)
-    configure_jax_cache()
+    configure_jax()
     fitting = database.schemas["fitting"]
     fitting.add_missing_fit_tasks()
     times = []

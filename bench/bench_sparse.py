@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
-import jax
+from pipeline.jax_setup import configure_jax  # noqa: E402  (before JAX starts: XLA options, cache)
 
-jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mmc" / "jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+configure_jax()
+
 
 import numpy as np  # noqa: E402
 

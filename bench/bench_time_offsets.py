@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import jax
+from pipeline.jax_setup import configure_jax  # noqa: E402  (before JAX starts: XLA options, cache)
 
-jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mmc" / "jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+configure_jax()
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402

@@ -34,6 +34,8 @@ __all__ = [
     "rodrigues_to_matrix",
     "matrix_to_rodrigues",
     "project_points",
+    "transform_points",
+    "pixels_from_camera_frame",
     "project_to_rig",
     "project_to_rig_numpy",
     "camera_centers_numpy",
@@ -175,6 +177,30 @@ def _distort_normalized(camera: Camera, x: Array, y: Array) -> tuple[Array, Arra
     return xd, yd
 
 
+def transform_points(matrix: Array, offset: Array, points: Array) -> tuple[Array, Array, Array]:
+    """``matrix @ X + offset`` for world points X (..., 3) with matrix (3, 3), offset (3,) -> its three components
+    (...,) each, in the points' units.
+
+    Why written out per component rather than as ``points @ matrix.T``: XLA:CPU hands a contraction over 3 to a
+    matrix-multiply library; on a fit step projecting 640 poses x 87 markers into 8 cameras those contractions and
+    their transposes took ~45 of the step's 68 ms on 2 cores, where these products fuse with the projection into one
+    pass over the points.
+    """
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    return tuple(matrix[i, 0] * x + matrix[i, 1] * y + matrix[i, 2] * z + offset[i] for i in range(3))
+
+
+def pixels_from_camera_frame(camera: Camera, x: Array, y: Array, z: Array) -> Array:
+    """Points in ONE camera's frame, components (...,) metres -> pixels (..., 2): perspective division, OpenCV
+    distortion and intrinsics (see :func:`project_points`).  ``|z| < 1e-9`` is clamped to avoid inf."""
+    z = jnp.where(jnp.abs(z) < 1e-9, jnp.where(z < 0, -1e-9, 1e-9), z)
+    xd, yd = _distort_normalized(camera, x / z, y / z)
+    K = camera.K
+    u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
+    v = K[1, 1] * yd + K[1, 2]
+    return jnp.stack([u, v], axis=-1)
+
+
 def project_points(camera: Camera, points: Array) -> Array:
     """Project world points (..., 3) metres through ONE camera (unbatched leaves) to pixels (..., 2).
     For a rig use :func:`project_to_rig`.
@@ -186,17 +212,9 @@ def project_points(camera: Camera, points: Array) -> Array:
     used here (identical results when it is 0). Points behind the camera are projected as OpenCV does
     (mirrored); use :func:`points_in_front` to mask them. ``|z| < 1e-9`` is clamped to avoid inf.
     """
-    points = jnp.array(points)
-    R = rodrigues_to_matrix(camera.rvec)
-    # Explicit reshape keeps this valid under jax_numpy_rank_promotion="raise".
-    xc = points @ R.T + camera.tvec.reshape((1,) * (points.ndim - 1) + (3,))
-    z = xc[..., 2]
-    z = jnp.where(jnp.abs(z) < 1e-9, jnp.where(z < 0, -1e-9, 1e-9), z)
-    xd, yd = _distort_normalized(camera, xc[..., 0] / z, xc[..., 1] / z)
-    K = camera.K
-    u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
-    v = K[1, 1] * yd + K[1, 2]
-    return jnp.stack([u, v], axis=-1)
+    points = jnp.asarray(points)
+    return pixels_from_camera_frame(camera, *transform_points(rodrigues_to_matrix(camera.rvec), camera.tvec,
+                                                              points))
 
 
 def project_to_rig(rig: Camera, points: Array) -> Array:

@@ -98,11 +98,18 @@ def _dlt_normal_matrices(rig: Camera, keypoints: np.ndarray, confidence: np.ndar
 
 
 def _solve_dlt(normal: np.ndarray) -> np.ndarray:
-    """Homogeneous least squares: the eigenvector of the smallest eigenvalue of (..., 4, 4) -> points (..., 3)."""
-    _, vectors = np.linalg.eigh(normal)
-    x = vectors[..., :, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return x[..., :3] / x[..., 3:4]
+    """Linear least squares of the DLT rows with the homogeneous coordinate fixed to 1: normal matrices
+    (..., 4, 4) -> points (..., 3) ``M[:3,:3] X = -M[:3,3]`` (the inhomogeneous DLT, as ``compute.triangulation``
+    solves it).  A tiny ridge keeps systems with fewer than two views solvable; their points are never used.
+
+    Why not the smallest eigenvector of the homogeneous problem: numpy's batched ``eigh`` of 4x4 matrices took 7 of
+    10 s on 10 walks x 10 s with 8 cameras, the 3x3 solve a sixth of that, and on noisy synthetic views the two
+    estimates are equally close to the truth.
+    """
+    lhs = normal[..., :3, :3]
+    ridge = 1e-12 * np.trace(lhs, axis1=-2, axis2=-1) + 1e-300
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.linalg.solve(lhs + ridge[..., None, None] * np.eye(3), -normal[..., :3, 3:4])[..., 0]
 
 
 def detect_swaps(rig: Camera, keypoints: np.ndarray, confidence: np.ndarray, pairs: np.ndarray, *,

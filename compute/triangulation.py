@@ -67,8 +67,7 @@ class _Views:
         if depth is not None:
             w = w / np.where(depth > 1e-6, depth, np.inf)
         w2 = np.where(mask, w * w, 0.0)
-        M = np.einsum("cn,cni,cnj->nij", w2, self.a1, self.a1) + np.einsum("cn,cni,cnj->nij", w2, self.a2, self.a2)
-        v = np.einsum("cn,cni,cn->ni", w2, self.a1, self.b1) + np.einsum("cn,cni,cn->ni", w2, self.a2, self.b2)
+        M, v = _normal_equations(w2, self.a1, self.b1, self.a2, self.b2)
         # A tiny ridge keeps degenerate systems (< 2 views, parallel rays) solvable; they are masked later.
         ridge = 1e-12 * np.trace(M, axis1=1, axis2=2) + 1e-300
         M = M + ridge[:, None, None] * np.eye(3)
@@ -89,6 +88,25 @@ class _Views:
             err.append(np.where(self.usable[c] & (z > 0) & np.isfinite(e), e, np.inf))
             depth.append(z)
         return np.stack(err), np.stack(depth)
+
+
+def _normal_equations(w2: np.ndarray, a1: np.ndarray, b1: np.ndarray, a2: np.ndarray,
+                      b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted normal equations of the rows ``a X = b`` of every view: weights w2 (C,n), rows a1, a2 (C,n,3) with
+    right-hand sides b1, b2 (C,n) -> (M (n,3,3), v (n,3)), ``M = sum_c w2 (a1 a1^T + a2 a2^T)``,
+    ``v = sum_c w2 (a1 b1 + a2 b2)``.
+
+    Written as the six distinct entries of the symmetric M summed over the views: numpy's three-operand
+    ``einsum`` took 2.3x as long (10 walks x 10 s with 8 cameras: 11.7 s of a 24 s initialisation).
+    """
+    wa1, wa2 = w2[..., None] * a1, w2[..., None] * a2
+    M = np.empty(w2.shape[1:] + (3, 3))
+    v = np.empty(w2.shape[1:] + (3,))
+    for i in range(3):
+        for j in range(i, 3):
+            M[:, i, j] = M[:, j, i] = (wa1[..., i] * a1[..., j]).sum(0) + (wa2[..., i] * a2[..., j]).sum(0)
+        v[:, i] = (wa1[..., i] * b1).sum(0) + (wa2[..., i] * b2).sum(0)
+    return M, v
 
 
 def _rotation(cam: Camera) -> np.ndarray:

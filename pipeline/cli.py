@@ -25,6 +25,7 @@ from pipeline.config import load_config
 from pipeline.credentials import CredentialsError
 from pipeline.db import ConfiguredServerUnreachable, DatabaseError
 from pipeline.importers.errors import IngestError
+from pipeline.jax_setup import configure_xla_flags
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 1
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # before any command can start JAX's backend (the demo generates its sessions with JAX before fitting)
+    configure_xla_flags()
     try:
         args.prefix = resolve_prefix(args.prefix)
         return int(args.handler(args))

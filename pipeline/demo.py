@@ -231,7 +231,8 @@ def populate_all(modules: dict[str, ModuleType], subject_ids: Sequence[str], par
                  progress: Progress, result: DemoResult) -> None:
     """A FitTask (default model) per demo session and parameter set, then every computed table one key at a
     time (resumable: what is already computed is skipped)."""
-    from pipeline.populate import computed_tables, configure_jax_cache
+    from pipeline.jax_setup import configure_jax
+    from pipeline.populate import computed_tables
 
     fitting, model = modules["fitting"], modules["model"]
     base_model = model.ensure_default_model()
@@ -242,7 +243,7 @@ def populate_all(modules: dict[str, ModuleType], subject_ids: Sequence[str], par
     restriction = dj_and_or(subject_ids, param_sets)
     progress.print(f"fit tasks: {len(fitting.FitTask()) - before} added; {len(fitting.FitTask & restriction)} for the "
                    f"demo sessions ({base_model} × {', '.join(param_sets)})")
-    configure_jax_cache()
+    configure_jax()
     for name, table in computed_tables(modules).items():
         if name == "TrilevelFit":
             continue  # needs a SubjectGroup + TrilevelTask: not part of the demo

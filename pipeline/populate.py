@@ -51,6 +51,7 @@ from typing import Any
 from pipeline.commands.params import outdated_lines
 from pipeline.db import Database, open_database
 from pipeline.importers.errors import IngestError
+from pipeline.jax_setup import configure_jax
 from pipeline.jobs import (HEARTBEAT_INTERVAL_S, WorkerGuard, WorkerInterrupted, populate_reserved, release_stale,
                            stale_reservations)
 from pipeline.progress import format_running_fits, running_fits
@@ -62,20 +63,6 @@ TABLE_NAMES: tuple[str, ...] = ("BilevelFit", "GaitMetrics", "GaitCycle", "Spati
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
-def configure_jax_cache() -> Path:
-    """Enable JAX's persistent compilation cache (same directory and thresholds as tests/conftest.py)."""
-    cache_dir = Path(os.environ.get("MMC_JAX_CACHE", Path.home() / ".cache" / "mmc" / "jax")).expanduser()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    # 0.2 s, not JAX's 1 s: a fresh process otherwise recompiles the sub-second programs of every fit (network
-    # initialisation 0.8 s, evaluation helpers), where loading one from the cache takes tens of milliseconds
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    return cache_dir
-
-
 def open_for_computing(prefix: str) -> Database:
     """:func:`pipeline.db.open_database` plus the default parameter sets every task may name."""
     database = open_database(prefix)
@@ -173,7 +160,7 @@ def populate_command(args: argparse.Namespace) -> int:
             print(f"added {requested} CrossValidationTask(s)")
     if args.tasks_only:
         return 0
-    configure_jax_cache()
+    configure_jax()
     failures = video_failures
     if args.reserve_jobs:  # like a worker: heartbeat, and an interruption re-queues the job
         guard = WorkerGuard(tables, modules["jobs"].WorkerHeartbeat, database.connection, announce=_to_stderr)
@@ -212,7 +199,7 @@ def worker_command(args: argparse.Namespace) -> int:
     """
     database = open_for_computing(args.prefix)
     modules = database.schemas
-    configure_jax_cache()
+    configure_jax()
     tables = _select(computed_tables(modules), args.tables)
     restrictions_by_table = table_restrictions(tables, args)
     heartbeat_table = modules["jobs"].WorkerHeartbeat

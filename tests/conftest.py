@@ -6,20 +6,17 @@ Database fixtures (a unique schema prefix per test session, dropped at teardown)
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 
 import pytest
 
-# Compiled fit steps take 15-20 s each on a CPU; a persistent cache makes the second run cheap.
-_CACHE_DIR = Path(os.environ.get("MMC_JAX_CACHE", Path.home() / ".cache" / "mmc" / "jax"))
-_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+# Compiled fit steps take 15-20 s each on a CPU; a persistent cache makes the second run cheap.  The same XLA
+# options and cache as the mmc commands, set before any test starts JAX's backend.
+from pipeline.jax_setup import configure_jax  # noqa: E402
+
+configure_jax()
 
 import jax  # noqa: E402
-
-jax.config.update("jax_compilation_cache_dir", str(_CACHE_DIR))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from compute.cameras import (Camera, camera_centers, camera_centers_numpy, matrix_to_rodrigues, project_points,
-                             rodrigues_to_matrix)
+from compute.cameras import (Camera, camera_centers, camera_centers_numpy, matrix_to_rodrigues,
+                             pixels_from_camera_frame, rodrigues_to_matrix, transform_points)
 from compute.fit.types import CameraDelta
 
 __all__ = ["gauge_projection_matrix", "effective_camera_delta", "project_with_delta", "refined_rig",
@@ -69,9 +69,9 @@ def project_with_delta(rig: Camera, rotation: jax.Array, centre_shift: jax.Array
     centres = camera_centers(rig)
 
     def one(cam, omega, c, dc):
-        rot_t = rodrigues_to_matrix(omega).T
-        moved = (points - (c + dc)) @ rot_t.T + c
-        return project_points(cam, moved)
+        # R X~ + t with c = -R^T t collapses to R Rot(omega)^T (X - c'): one 3x3 transform per camera
+        matrix = rodrigues_to_matrix(cam.rvec) @ rodrigues_to_matrix(omega).T
+        return pixels_from_camera_frame(cam, *transform_points(matrix, -(matrix @ (c + dc)), points))
 
     return jax.vmap(one)(rig, rotation, centres, centre_shift)
 

@@ -85,9 +85,9 @@ def made_up_session(keypoint_set: str, n_cameras: int, n_trials: int, n_frames: 
 def warm_up(job: WarmupJob) -> float:
     """Compile everything a fit of ``job``'s bucket needs (in this process and the persistent cache) by a
     two-step fit of a made-up session; returns the seconds it took."""
-    from pipeline.populate import configure_jax_cache
+    from pipeline.jax_setup import configure_jax
 
-    configure_jax_cache()
+    configure_jax()
     import jax
 
     from compute.fit.bilevel import correct_left_right_swaps, run_optimisation, summarise_fit

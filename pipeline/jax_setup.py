@@ -1,0 +1,71 @@
+"""Process-wide JAX set-up of every computing command: XLA:CPU options and the persistent compilation cache.
+
+Both must be in place before the first JAX computation of the process: XLA reads ``XLA_FLAGS`` once, when its
+backend starts, and the compile-cache settings apply to what is compiled afterwards.
+"""
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["XLA_CPU_OPTIONS", "xla_flags_with_options", "configure_xla_flags", "configure_jax"]
+
+XLA_CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
+"""XLA:CPU options set unless ``XLA_FLAGS`` already names them.
+
+``xla_cpu_experimental_ynn_fusion_type=individual_dot``: hand XLA's YNNPACK library single matrix products only,
+not its fused elementwise and reduction graphs.  Measured on the 2-core machine (ms per bilevel step, same
+process, steps compiled once): 10 walks x 10 s with 8 cameras and 87 markers 73 -> 35; one 100-frame trial with
+4 cameras and 26 keypoints 5.3 -> 4.3.  With YNNPACK off entirely: 37 and 6.3 (its matrix products are faster
+than XLA's own for the trajectory networks).  The reductions over the camera axis in the gradient of the
+projection took ~45 % of the larger step through YNNPACK.
+"""
+
+_OPTION_JAXLIB_VERSIONS = ((0, 10), (0, 11))
+"""[first, last) jaxlib minor versions known to accept :data:`XLA_CPU_OPTIONS`.  XLA aborts the process on an
+option it does not know, and these are experimental options that a later release may drop; outside this range
+none is set (fits stay correct, only slower)."""
+
+
+def _jaxlib_version() -> tuple[int, int] | None:
+    try:
+        major, minor = metadata.version("jaxlib").split(".")[:2]
+        return int(major), int(minor)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def xla_flags_with_options(existing: str, options: dict[str, str] = XLA_CPU_OPTIONS) -> str:
+    """``existing`` XLA_FLAGS text plus ``--name=value`` for each of ``options`` it does not already set."""
+    present = {token.lstrip("-").split("=", 1)[0] for token in existing.split()}
+    added = [f"--{name}={value}" for name, value in options.items() if name not in present]
+    return " ".join([existing.strip(), *added]).strip()
+
+
+def configure_xla_flags() -> str:
+    """Set :data:`XLA_CPU_OPTIONS` in this process's ``XLA_FLAGS`` (when the installed jaxlib is one known to
+    accept them; options the user already set are kept) and return the value.  Child processes inherit it."""
+    version = _jaxlib_version()
+    existing = os.environ.get("XLA_FLAGS", "")
+    if version is None or not _OPTION_JAXLIB_VERSIONS[0] <= version < _OPTION_JAXLIB_VERSIONS[1]:
+        return existing
+    value = xla_flags_with_options(existing)
+    os.environ["XLA_FLAGS"] = value
+    return value
+
+
+def configure_jax() -> Path:
+    """:func:`configure_xla_flags`, then JAX's persistent compilation cache in ``$MMC_JAX_CACHE`` (default
+    ``~/.cache/mmc/jax``); returns the cache directory."""
+    configure_xla_flags()
+    cache_dir = Path(os.environ.get("MMC_JAX_CACHE", Path.home() / ".cache" / "mmc" / "jax")).expanduser()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    # 0.2 s, not JAX's 1 s: a fresh process otherwise recompiles the sub-second programs of every fit (network
+    # initialisation 0.8 s, evaluation helpers), where loading one from the cache takes tens of milliseconds
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return cache_dir

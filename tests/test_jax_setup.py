@@ -1,0 +1,43 @@
+"""The process-wide XLA:CPU options of the mmc commands (pipeline.jax_setup)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from pipeline.jax_setup import XLA_CPU_OPTIONS, xla_flags_with_options
+
+# A reduction over a broadcast axis, as in the gradient of the projection into every camera of a rig: XLA:CPU
+# hands it to YNNPACK unless the options are set.
+_PROGRAM = textwrap.dedent("""
+    import sys
+    if sys.argv[1] == "configure":
+        from pipeline.jax_setup import configure_xla_flags
+        configure_xla_flags()
+    import jax, jax.numpy as jnp
+    def loss(points, weights):
+        return jnp.sum(jnp.sin(weights[:, None, :] * points[None]) ** 2)
+    text = jax.jit(jax.grad(loss)).lower(jnp.ones((640, 87)), jnp.ones((8, 87))).compile().as_text()
+    print("library fusion" if "__ynn_fusion" in text else "no library fusion")
+""")
+
+
+def test_options_are_added_and_a_users_own_setting_is_kept():
+    option = next(iter(XLA_CPU_OPTIONS))
+    assert xla_flags_with_options("") == f"--{option}={XLA_CPU_OPTIONS[option]}"
+    assert xla_flags_with_options("--xla_force_host_platform_device_count=2").split() == [
+        "--xla_force_host_platform_device_count=2", f"--{option}={XLA_CPU_OPTIONS[option]}"]
+    own = f"--{option}=dot --xla_force_host_platform_device_count=2"
+    assert xla_flags_with_options(own) == own
+
+
+def test_the_options_change_what_xla_compiles_in_a_fresh_process():
+    """Without the options XLA:CPU compiles the camera-axis reduction as a YNNPACK fusion (the slow path the
+    options exist to avoid); with them, as its own loop.  The test session itself runs with them set."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    results = {mode: subprocess.run([sys.executable, "-c", _PROGRAM, mode], env=env, capture_output=True,
+                                    text=True, check=True).stdout.strip().splitlines()[-1]
+               for mode in ("plain", "configure")}
+    assert results == {"plain": "library fusion", "configure": "no library fusion"}
+    assert all(f"--{name}=" in os.environ["XLA_FLAGS"] for name in XLA_CPU_OPTIONS)
