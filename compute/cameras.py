@@ -183,8 +183,9 @@ def transform_points(matrix: Array, offset: Array, points: Array) -> tuple[Array
 
     Why written out per component rather than as ``points @ matrix.T``: XLA:CPU hands a contraction over 3 to a
     matrix-multiply library; on a fit step projecting 640 poses x 87 markers into 8 cameras those contractions and
-    their transposes took ~45 of the step's 68 ms on 2 cores, where these products fuse with the projection into one
-    pass over the points.
+    their transposes took ~45 of the step's 68 ms on 2 cores.  Per component the products fuse with the projection
+    into one pass over the points (35 ms), provided XLA:CPU keeps elementwise graphs and reductions to itself, as
+    the ``mmc`` commands configure it (``pipeline.jax_setup.XLA_CPU_OPTIONS``).
     """
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     return tuple(matrix[i, 0] * x + matrix[i, 1] * y + matrix[i, 2] * z + offset[i] for i in range(3))
