@@ -34,12 +34,22 @@ compiled_markers_over_time = eqx.filter_jit(kin.markers_over_time)
 _compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager operation per step of the formula
 
 
-@eqx.filter_jit
-def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyModel, beta: BodyParams):
-    qpos = evaluate_stacked(networks, t_scaled)                      # (N,K,Q)
-    n, k, q = qpos.shape
-    markers = kin.markers_over_time(body, qpos.reshape(n * k, q), beta.log_scale, beta.offsets)
-    return qpos, markers.reshape(n, k, -1, 3)
+_compiled_evaluate_stacked = eqx.filter_jit(evaluate_stacked)
+
+
+def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyModel,
+                    beta: BodyParams) -> tuple[np.ndarray, np.ndarray]:
+    """qpos (N,K,Q) and markers (N,K,J,3) m of the stacked networks at scaled times t_scaled (N,K), numpy.
+
+    The kinematics run trial by trial through :data:`compiled_markers_over_time` on float32 numpy inputs, as the
+    initialisation and the observability step call it on chunks of ``EVALUATION_CHUNK_FRAMES`` poses: a fresh
+    process traces and loads the MJX kinematics once for all three (each trace took about a second).
+    """
+    qpos = np.asarray(_compiled_evaluate_stacked(networks, t_scaled))
+    log_scale, offsets = np.asarray(beta.log_scale, np.float32), np.asarray(beta.offsets, np.float32)
+    markers = np.stack([np.asarray(compiled_markers_over_time(body, trial_qpos, log_scale, offsets))
+                        for trial_qpos in qpos])
+    return qpos, markers
 
 
 def evaluate_all_frames(networks: Trajectory, n_frames: Sequence[int], body: kin.BodyModel, beta: BodyParams,
