@@ -37,9 +37,10 @@ _compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager op
 _compiled_evaluate_stacked = eqx.filter_jit(evaluate_stacked)
 
 
-def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyModel,
-                    beta: BodyParams) -> tuple[np.ndarray, np.ndarray]:
-    """qpos (N,K,Q) and markers (N,K,J,3) m of the stacked networks at scaled times t_scaled (N,K), numpy.
+def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyModel, beta: BodyParams,
+                    n_trials: int) -> tuple[np.ndarray, np.ndarray]:
+    """qpos (N,K,Q) of the stacked networks at scaled times t_scaled (N,K) and markers (n_trials,K,J,3) m of the
+    first n_trials of them (the others are shape-bucket padding), numpy.
 
     The kinematics run trial by trial through :data:`compiled_markers_over_time` on float32 numpy inputs, as the
     initialisation and the observability step call it on chunks of ``EVALUATION_CHUNK_FRAMES`` poses: a fresh
@@ -48,7 +49,7 @@ def _evaluate_chunk(networks: Trajectory, t_scaled: jax.Array, body: kin.BodyMod
     qpos = np.asarray(_compiled_evaluate_stacked(networks, t_scaled))
     log_scale, offsets = np.asarray(beta.log_scale, np.float32), np.asarray(beta.offsets, np.float32)
     markers = np.stack([np.asarray(compiled_markers_over_time(body, trial_qpos, log_scale, offsets))
-                        for trial_qpos in qpos])
+                        for trial_qpos in qpos[:n_trials]])
     return qpos, markers
 
 
@@ -66,7 +67,7 @@ def evaluate_all_frames(networks: Trajectory, n_frames: Sequence[int], body: kin
     for start in range(0, t_max, EVALUATION_CHUNK_FRAMES):
         idx = np.minimum(start + np.arange(EVALUATION_CHUNK_FRAMES)[None, :], n_frames[:, None] - 1)
         t_scaled = np.pi * idx / np.maximum(n_frames[:, None] - 1, 1)
-        qpos, markers = _evaluate_chunk(networks, jnp.asarray(t_scaled, jnp.float32), body, beta)
+        qpos, markers = _evaluate_chunk(networks, jnp.asarray(t_scaled, jnp.float32), body, beta, n_real)
         qpos_parts.append(np.asarray(qpos))
         marker_parts.append(np.asarray(markers))
     qpos_all = np.concatenate(qpos_parts, axis=1)

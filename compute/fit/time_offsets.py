@@ -97,7 +97,7 @@ def camera_markers_at_offsets(networks: Trajectory, n_frames: list[int], fps: li
             chunk = np.pad(chunk, ((0, 0), (0, EVALUATION_CHUNK_FRAMES - width)), mode="edge")
             t_scaled = np.pi * chunk / last[:, None]
             # the compiled chunk of evaluate_all_frames (same shapes): no second compilation
-            _, markers = _evaluate_chunk(networks, jnp.asarray(t_scaled, jnp.float32), body, beta)
+            _, markers = _evaluate_chunk(networks, jnp.asarray(t_scaled, jnp.float32), body, beta, len(n_frames))
             parts.append(np.asarray(markers)[:, :width])
         per_camera.append((np.concatenate(parts, axis=1), valid))
     for i, n in enumerate(n_frames_arr[:len(n_frames)]):
