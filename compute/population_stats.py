@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from scipy import stats
 
 from compute.metrics import sigma_iqr
@@ -120,6 +119,10 @@ def _anova_on_means(means: pd.DataFrame, populations: tuple[str, ...]) -> tuple[
 
 def _mixed_model(table: pd.DataFrame, populations: tuple[str, ...], n_subjects: int):
     """REML fit of outcome ~ C(population) + (1 | subject); Wald F on the population coefficients."""
+    # imported here, not at module level: statsmodels takes ~0.8 s to import, and every ``mmc`` command (populate,
+    # ingest) imports the report's command line, which imports this module
+    import statsmodels.formula.api as smf
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")    # boundary (zero subject variance) and convergence notes
         fit = smf.mixedlm("outcome ~ C(population)", table, groups=table["subject"]).fit(reml=True)

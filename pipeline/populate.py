@@ -259,8 +259,8 @@ def release_compiled_programs(threshold: float = MAP_COUNT_RELEASE_FRACTION) -> 
     XLA:CPU keeps every loaded program memory-mapped; a worker that lives for days and meets sessions of many
     shapes would otherwise creep towards the kernel's vm.max_map_count.  Released only past ``threshold`` of it
     (always where the count cannot be read): a worker that keeps its programs fits the next session of the same
-    shape bucket without tracing and loading the step again (about 5 s on a 2-core machine).  The persistent
-    compilation cache makes a later load cheap.
+    shape bucket without loading the step again (about 2 s on a 2-core machine).  The persistent compilation
+    cache and the exported traced programs (``compute.program_cache``) make a later load cheap.
     """
     fraction = memory_map_fraction()
     if fraction is not None and fraction < threshold:

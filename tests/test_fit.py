@@ -5,6 +5,7 @@ All fits share one compiled step (same FitParams shapes); cold runtime of this m
 """
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -218,6 +219,21 @@ def test_params_replace_routes_field_names_to_their_sub_configuration():
         PARAMS.replace(no_such_field=1)
     with pytest.raises(ValueError):
         FitParams.from_dict({"optimiser": {"no_such_field": 1}})
+
+
+def test_a_new_step_loads_the_stored_program_instead_of_tracing(session, short_trials):
+    """The step's static arguments (body model, configs, optimiser spec) can be fingerprinted, so a fresh process
+    (here: a new step object that may not trace at all) runs the program the first one stored with jax.export."""
+    from compute.fit.bilevel import bilevel_steps
+    from compute.program_cache import CachedProgram
+
+    first = fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=make_train_step())
+    untraced = CachedProgram(eqx.debug.assert_max_traces(bilevel_steps, max_traces=0), "bilevel_steps")
+    second = fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=untraced)
+    assert untraced.program_count == 1
+    for a, b in zip(first.trials, second.trials):
+        np.testing.assert_array_equal(a.qpos, b.qpos)
+    np.testing.assert_array_equal(first.loss_history, second.loss_history)
 
 
 def test_trilevel_and_baseline_fields_do_not_recompile_the_bilevel_step(session, short_trials):

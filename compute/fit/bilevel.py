@@ -33,12 +33,13 @@ from compute.fit.loss import session_loss
 from compute.fit.observability import trial_coordinate_sd
 from compute.swaps import detect_swaps, left_right_pairs
 from compute.fit.observations import DEFAULT_BUCKETS, pad_stacked_trials, prepare_session_data, validate_inputs
-from compute.fit.optimiser import make_optimizer, project_to_ball, resume_schedules
+from compute.fit.optimiser import OptimizerSpec, project_to_ball, resume_schedules
 from compute.fit.time_offsets import (camera_markers_at_offsets, epipolar_initial_offsets, session_time_offsets,
                                      trial_metrics_with_offsets)
 from compute.fit.types import (LOSS_HISTORY_COLUMNS, BodyParams, CameraDelta, FitVariables, SessionData, SessionFit,
                                TrialFit, TrialObservations)
 from compute.params import FitParams, LossConfig, OptimiserConfig
+from compute.program_cache import CachedProgram
 from compute.trajectory import Trajectory, network_config, serialise_trajectory, trainable_filter, unstack_trajectory
 
 __all__ = ["correct_left_right_swaps", "bilevel_step", "bilevel_steps", "STEPS_PER_CALL", "make_train_step",
@@ -82,21 +83,24 @@ early stops fall on call boundaries."""
 
 def bilevel_steps(train: FitVariables, frozen: FitVariables, opt_state: optax.OptState, body: kin.BodyModel,
                   data: SessionData, keys: jax.Array, camera_gates: jax.Array, time_offset_gates: jax.Array,
-                  active: jax.Array, optimizer: optax.GradientTransformation, loss: LossConfig,
+                  active: jax.Array, optimizer: OptimizerSpec, loss: LossConfig,
                   optimiser: OptimiserConfig) -> tuple[FitVariables, optax.OptState, dict]:
     """K consecutive :func:`bilevel_step` calls in one ``lax.scan`` -> (train, opt_state, loss terms (K,) each).
 
     keys (K, 2) uint32 PRNG keys, camera_gates / time_offset_gates (K,) float32 (see :func:`bilevel_step`),
     active (K,) bool: an inactive step leaves train and opt_state unchanged (the last call of a fit whose step
-    count is not a multiple of K).  K is a shape, so each K compiles once.
+    count is not a multiple of K).  K is a shape, so each K compiles once.  optimizer: the spec of the optimiser
+    whose state ``opt_state`` is.
     """
+    transformation = optimizer.build()
     carry_arrays, carry_static = eqx.partition((train, opt_state), eqx.is_array)   # scan carries arrays only
 
     def one_step(arrays, step_inputs):
         key, camera_gate, time_offset_gate, is_active = step_inputs
         old_train, old_opt_state = eqx.combine(arrays, carry_static)
         new_train, new_opt_state, terms = bilevel_step(old_train, frozen, old_opt_state, body, data, key,
-                                                       camera_gate, optimizer, loss, optimiser, time_offset_gate)
+                                                       camera_gate, transformation, loss, optimiser,
+                                                       time_offset_gate)
         new_arrays = eqx.filter((new_train, new_opt_state), eqx.is_array)
         return jax.tree.map(lambda new, old: jnp.where(is_active, new, old), new_arrays, arrays), terms
 
@@ -106,13 +110,15 @@ def bilevel_steps(train: FitVariables, frozen: FitVariables, opt_state: optax.Op
 
 
 def make_train_step(max_traces: int | None = None) -> Callable:
-    """:func:`bilevel_steps` (``STEPS_PER_CALL`` steps per call) compiled with ``eqx.filter_jit``; with
-    ``max_traces`` it raises if it is traced more often (a recompile guard: one compiled step must serve all
-    trials and bundle adjustment on/off)."""
+    """:func:`bilevel_steps` (``STEPS_PER_CALL`` steps per call) compiled as a ``compute.program_cache``
+    program (``eqx.filter_jit``, whose traced program a fresh process loads from the persistent cache instead of
+    tracing it again); with ``max_traces`` it raises if it is traced more often in this process (a recompile
+    guard: one compiled step must serve all trials and bundle adjustment on/off), or if it needs more distinct
+    programs, traced or loaded from the cache."""
     fn = bilevel_steps
     if max_traces is not None:
         fn = eqx.debug.assert_max_traces(fn, max_traces=max_traces)
-    return eqx.filter_jit(fn)
+    return CachedProgram(fn, "bilevel_steps", max_programs=max_traces)
 
 
 _DEFAULT_TRAIN_STEP = make_train_step()
@@ -166,9 +172,9 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
     # time offsets held once bundle adjustment starts (BundleAdjustmentConfig.hold_time_offsets_from_camera_start)
     # by the step's dynamic gate, not by their schedule: the optimizer is a static argument of the compiled step
     offsets_until = max(camera_start if adjustment.hold_time_offsets_from_camera_start else params.optimiser.steps, 1)
-    optimizer = make_optimizer(params.optimiser, adjustment.camera_learning_rate,
-                               adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
-    opt_state = optimizer.init(train)
+    optimizer = OptimizerSpec(params.optimiser, adjustment.camera_learning_rate,
+                              adjustment.time_offset_learning_rate_s if adjustment.fit_time_offsets else None)
+    opt_state = optimizer.build().init(train)
     total = params.optimiser.steps if n_steps is None else n_steps
     if first_step:
         opt_state = resume_schedules(opt_state, first_step)

@@ -15,6 +15,7 @@ Groups (``optax.multi_transform``, one label per parameter group):
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -26,7 +27,7 @@ from compute.fit.types import BodyParams, CameraDelta, FitVariables
 from compute.params import OptimiserConfig
 
 __all__ = ["warmup_exponential", "DelayedStartState", "zero_updates_before", "resume_schedules", "parameter_labels",
-           "make_optimizer", "project_to_ball"]
+           "make_optimizer", "OptimizerSpec", "project_to_ball"]
 
 
 def warmup_exponential(peak: float, final: float, warmup: int, total: int, start: int = 0) -> optax.Schedule:
@@ -110,6 +111,20 @@ def make_optimizer(optimiser: OptimiserConfig, camera_learning_rate: float,
     if time_offset_learning_rate is not None:
         groups["time_offset"] = optax.adam(optax.exponential_decay(time_offset_learning_rate, max(steps, 1), 0.1))
     return optax.multi_transform(groups, parameter_labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """The arguments of :func:`make_optimizer`, as plain hashable data: the static argument by which the compiled
+    step receives its optimiser.  Why not the optax transformation itself: it is a tree of closures, whose content
+    a fingerprint cannot write down, so a step given one could not be stored with ``compute.program_cache``."""
+    optimiser: OptimiserConfig
+    camera_learning_rate: float
+    time_offset_learning_rate: float | None = None
+
+    def build(self) -> optax.GradientTransformation:
+        """The transformation (the same object for equal specs: :func:`make_optimizer` is cached)."""
+        return make_optimizer(self.optimiser, self.camera_learning_rate, self.time_offset_learning_rate)
 
 
 def project_to_ball(vectors: jax.Array, radius: float) -> jax.Array:

@@ -1,15 +1,15 @@
 """Forward kinematics for the generator on fixed-size chunks: one compilation serves every trial length."""
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
 from compute.kinematics import BodyModel, markers_over_time
+from compute.program_cache import CachedProgram
 
 FK_CHUNK = 256   # frames per compiled FK call; the last chunk is padded by repeating its last frame
 
-_markers_jit = eqx.filter_jit(markers_over_time)
+_markers_jit = CachedProgram(markers_over_time, "markers_over_time")  # a fresh process loads, not traces, MJX
 
 
 def forward_markers(body: BodyModel, qpos: np.ndarray, log_scale: np.ndarray, offsets: np.ndarray,

@@ -5,8 +5,9 @@ A fit compiles its step for the session's shape bucket (``compute.fit.observatio
 takes minutes on a small CPU.  ``mmc warmup`` runs a two-step fit of a small made-up session for every
 combination asked for, which writes every executable a real fit of that bucket needs (the step, the per-frame
 evaluation, the kinematics of initialisation and observability) into the persistent compilation cache
-(``MMC_JAX_CACHE``, default ``~/.cache/mmc/jax``) that every worker of the machine reads.  Afterwards a fresh
-``mmc populate`` of a session in a warmed bucket only traces and loads.
+(``MMC_JAX_CACHE``, default ``~/.cache/mmc/jax``) that every worker of the machine reads, with the traced step and
+kinematics as ``jax.export`` files beside it (``compute.program_cache``).  Afterwards a fresh ``mmc populate`` of
+a session in a warmed bucket loads them: it neither traces nor compiles the step.
 
     mmc warmup                               # keypoint sets of the database's trials (else MOVI87), each with
                                              # the parameter set populate gives it (cpu_sparse / cpu_default),

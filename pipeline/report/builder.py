@@ -19,7 +19,6 @@ from rich.markdown import Markdown
 
 from pipeline.db import Database, open_database
 from pipeline.importers.errors import IngestError
-from pipeline.report import figures
 from pipeline.restrictions import add_restriction_arguments, restrictions_for
 from pipeline.report.stats import (NOT_TESTABLE, SPATIOTEMPORAL_COLUMNS, STEP_ERROR_COLUMNS, ConditionComparison,
                                    best_condition, bundle_adjustment_enabled, compare_conditions, comparison_estimates,
@@ -340,6 +339,9 @@ def build_report(database: Database, restriction: ReportRestriction = ReportRest
         report.time_offsets = offsets.assign(time_offset_ms=1000.0 * offsets.pop("time_offset_s").astype(float))
     write_report(report, out_dir)
     if with_figures:
+        # imported here: matplotlib takes ~1 s to import, and every ``mmc`` command imports the report's parser
+        from pipeline.report import figures
+
         report.paths.update(figures.report_figures(steps, trials, Path(out_dir)))
         report.paths.update(figures.gait_figures(strides, spatiotemporal, Path(out_dir), condition=gait_condition))
     return report
