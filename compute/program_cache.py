@@ -59,45 +59,50 @@ class NotFingerprintable(TypeError):
 
 
 # ------------------------------------------------------------------------------------------------ fingerprints
+def _sized(data: bytes) -> bytes:
+    """``data`` preceded by its length: concatenated pieces then decode one way only (no two different sequences
+    of values give the same bytes)."""
+    return len(data).to_bytes(8, "little") + data
+
+
 def _encode(value: Any, out: list[bytes]) -> None:
     """Append an exact, type-tagged encoding of the static ``value`` to ``out``; raise NotFingerprintable for
     anything whose content is not plain data (functions, closures, unknown objects)."""
     kind = type(value)
-    tag = f"{kind.__module__}.{kind.__qualname__}".encode()
+    tag = _sized(f"{kind.__module__}.{kind.__qualname__}".encode())
     if value is None or isinstance(value, (bool, int, str, bytes, np.bool_, np.integer, np.floating)):
-        out += [b"s", tag, repr(value).encode(), b";"]
+        out += [b"s", tag, _sized(repr(value).encode())]      # numpy scalars' repr round-trips exactly
     elif isinstance(value, float):
-        out += [b"f", value.hex().encode(), b";"]
+        out += [b"f", tag, _sized(value.hex().encode())]
     elif isinstance(value, enum.Enum):
-        out += [b"e", tag, repr(value.value).encode(), b";"]
+        out += [b"e", tag, _sized(repr(value.value).encode())]
     elif isinstance(value, np.ndarray):
         if value.dtype == object:
             raise NotFingerprintable("numpy array of Python objects")
         array = np.ascontiguousarray(value)
-        out += [b"a", str(array.dtype).encode(), repr(array.shape).encode(), hashlib.sha256(array.data).digest()]
+        out += [b"a", _sized(array.dtype.str.encode()), _sized(repr(array.shape).encode()),
+                hashlib.sha256(array.data).digest()]
     elif isinstance(value, (tuple, list)):
-        out += [b"(", tag]
+        out += [b"(", tag, _sized(str(len(value)).encode())]
         for item in value:
             _encode(item, out)
-        out.append(b")")
     elif isinstance(value, dict):
-        out += [b"{", tag]
+        out += [b"{", tag, _sized(str(len(value)).encode())]
         for name in sorted(value, key=repr):
             _encode(name, out)
             _encode(value[name], out)
-        out.append(b"}")
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out += [b"d", tag]
-        for field in dataclasses.fields(value):
-            out.append(field.name.encode())
+        fields = dataclasses.fields(value)
+        out += [b"d", tag, _sized(str(len(fields)).encode())]
+        for field in fields:
+            out.append(_sized(field.name.encode()))
             _encode(getattr(value, field.name), out)
-        out.append(b";")
     elif kind.__qualname__ == "_NumPyArrayHashWrapper" and isinstance(getattr(value, "array", None), np.ndarray):
         _encode(value.array, out)        # mujoco-mjx's hashable wrapper of a static numpy array of the Model
     elif not callable(value) and not getattr(kind, "__slots__", ()) and getattr(value, "__dict__", None) == {}:
-        out += [b"o", tag, b";"]         # a stateless sentinel (e.g. equinox's ``Missing``): its type says all
+        out += [b"o", tag]               # a stateless sentinel (e.g. equinox's ``Missing``): its type says all
     else:
-        raise NotFingerprintable(f"static value of type {tag.decode()}")
+        raise NotFingerprintable(f"static value of type {kind.__module__}.{kind.__qualname__}")
 
 
 def _encode_treedef(treedef: Any, out: list[bytes]) -> None:
@@ -107,11 +112,12 @@ def _encode_treedef(treedef: Any, out: list[bytes]) -> None:
         out.append(b"*")
     else:
         node_type, aux = node
-        out += [b"<", f"{node_type.__module__}.{node_type.__qualname__}".encode()]
+        children = treedef.children()
+        out += [b"<", _sized(f"{node_type.__module__}.{node_type.__qualname__}".encode()),
+                _sized(str(len(children)).encode())]
         _encode(aux, out)
-        for child in treedef.children():
+        for child in children:
             _encode_treedef(child, out)
-        out.append(b">")
 
 
 def _merge_leaves(treedef: Any, dynamic_mask: Sequence[bool], static_leaves: Sequence, dynamic_leaves: Sequence) -> Any:
