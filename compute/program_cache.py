@@ -65,6 +65,14 @@ def _sized(data: bytes) -> bytes:
     return len(data).to_bytes(8, "little") + data
 
 
+def _is_stateless_instance(value: Any) -> bool:
+    """True for a non-callable object with no instance state (an empty ``__dict__``, no slots): all it means is
+    its type, as with sentinels such as equinox's ``MISSING``.  Functions are excluded: their ``__dict__`` is
+    empty too, but their meaning is their code and closure."""
+    return (not callable(value) and not getattr(type(value), "__slots__", ())
+            and getattr(value, "__dict__", None) == {})
+
+
 def _encode(value: Any, out: list[bytes]) -> None:
     """Append an exact, type-tagged encoding of the static ``value`` to ``out``; raise NotFingerprintable for
     anything whose content is not plain data (functions, closures, unknown objects)."""
@@ -99,7 +107,7 @@ def _encode(value: Any, out: list[bytes]) -> None:
             _encode(getattr(value, field.name), out)
     elif kind.__qualname__ == "_NumPyArrayHashWrapper" and isinstance(getattr(value, "array", None), np.ndarray):
         _encode(value.array, out)        # mujoco-mjx's hashable wrapper of a static numpy array of the Model
-    elif not callable(value) and not getattr(kind, "__slots__", ()) and getattr(value, "__dict__", None) == {}:
+    elif _is_stateless_instance(value):
         out += [b"o", tag]               # a stateless sentinel (e.g. equinox's ``Missing``): its type says all
     else:
         raise NotFingerprintable(f"static value of type {kind.__module__}.{kind.__qualname__}")
@@ -252,9 +260,9 @@ def _canonical_dtype(dtype: np.dtype, enable_x64: bool) -> np.dtype:
 def _sentinel_location(value: Any) -> tuple[str, str] | None:
     """(module, attribute) naming ``value`` when it is a stateless singleton of its defining module (such as
     equinox's ``MISSING``, compared by identity), else None."""
-    kind = type(value)
-    if callable(value) or getattr(kind, "__slots__", ()) or getattr(value, "__dict__", None) != {}:
+    if not _is_stateless_instance(value):
         return None
+    kind = type(value)
     module = sys.modules.get(kind.__module__)
     for attribute, candidate in vars(module).items() if module is not None else ():
         if candidate is value:

@@ -28,9 +28,7 @@ __all__ = ["EVALUATION_CHUNK_FRAMES", "compiled_markers_over_time", "evaluate_al
 EVALUATION_CHUNK_FRAMES = 128
 """Frames per trial per evaluation call: a fixed shape, so one compilation per number of trials."""
 
-compiled_markers_over_time = CachedProgram(kin.markers_over_time, "markers_over_time")
-"""``compute.kinematics.markers_over_time`` compiled (eager MJX kinematics is slow); a fresh process loads its
-traced program (``compute.program_cache``) instead of tracing MJX's kinematics again (2.8 s on 2 cores)."""
+compiled_markers_over_time = kin.compiled_markers_over_time   # re-exported: the fit's modules import it from here
 
 _compiled_huber = jax.jit(huber)  # one compiled call, not one compiled eager operation per step of the formula
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from compute.kinematics import BodyModel, markers_over_time
-from compute.program_cache import CachedProgram
+from compute.kinematics import BodyModel, compiled_markers_over_time
 
 FK_CHUNK = 256   # frames per compiled FK call; the last chunk is padded by repeating its last frame
-
-_markers_jit = CachedProgram(markers_over_time, "markers_over_time")  # a fresh process loads, not traces, MJX
 
 
 def forward_markers(body: BodyModel, qpos: np.ndarray, log_scale: np.ndarray, offsets: np.ndarray,
@@ -28,6 +25,6 @@ def forward_markers(body: BodyModel, qpos: np.ndarray, log_scale: np.ndarray, of
     ls = jnp.asarray(log_scale, jnp.float32)
     off = jnp.asarray(offsets, jnp.float32)
     sites = None if marker_sites is None else jnp.asarray(marker_sites, jnp.float32)
-    out = [np.asarray(_markers_jit(body, jnp.asarray(padded[k * FK_CHUNK:(k + 1) * FK_CHUNK]), ls, off, sites))
+    out = [np.asarray(compiled_markers_over_time(body, jnp.asarray(padded[k * FK_CHUNK:(k + 1) * FK_CHUNK]), ls, off, sites))
            for k in range(n_chunks)]
     return np.concatenate(out)[:T].astype(np.float64)
