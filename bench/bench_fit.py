@@ -1,7 +1,7 @@
 """Benchmark of the end-to-end fit: iterations/s, time-to-accuracy, trilevel memory, 10-trial target.
 
 Usage:  .venv/bin/python bench/bench_fit.py [--quick] [--skip-paper] [--skip-target] [--target-only]
-        [--target-params cpu_default cpu_converge] [--target-warm]
+        [--target-params cpu_default cpu_full_budget] [--target-warm]
 Writes a markdown summary to stdout.
 
 * Session: synthetic control subject, 8 cameras, 3 walks of 10 s (1.5 px noise, 10 % dropped, 3 % outliers).
@@ -15,7 +15,7 @@ Writes a markdown summary to stdout.
 * trilevel peak memory (8 vs 32 subjects, 4 per batch): each in a subprocess, ru_maxrss (XLA buffers included,
   tracemalloc would not see them).
 * target: 10 walks x 10 s, 8 cameras, wall time and GC_5 (goal <= 150 s on 2 cores, GC_5 unchanged), with
-  cpu_default and with any other parameter sets given by ``--target-params`` (e.g. cpu_converge), each in turn
+  cpu_default and with any other parameter sets given by ``--target-params`` (e.g. cpu_full_budget), each in turn
   in the same process after one warm-up fit of its own shapes when ``--target-warm`` is given.  ``--target-only``
   runs just this part.
 """

@@ -62,9 +62,12 @@ def test_without_a_rule_the_loop_runs_its_budget():
     assert result.steps_done == 2000 and result.stop_reason == "step budget: 2000 steps"
 
 
-def test_bilevel_rule_waits_for_every_stage_and_is_off_in_cpu_default():
-    assert convergence_rule(PARAMETER_SETS["cpu_default"], 2000) is None
-    params = PARAMETER_SETS["cpu_converge"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
+def test_bilevel_rule_waits_for_every_stage_and_is_on_in_the_cpu_sets_but_cpu_full_budget():
+    assert convergence_rule(PARAMETER_SETS["cpu_full_budget"], 2000) is None
+    assert convergence_rule(PARAMETER_SETS["paper"], 40_000) is None
+    for name in ("cpu_default", "cpu_sparse"):
+        assert convergence_rule(PARAMETER_SETS[name], 2000).final_steps == 200
+    params = PARAMETER_SETS["cpu_default"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
                                                      offset_start_fraction=0.4, camera_start_fraction=0.2)
     rule = convergence_rule(params, 1000)
     assert rule.earliest_step == 400 + 2 * 100  # offsets start at step 400, the later stage
@@ -99,3 +102,60 @@ def test_several_steps_per_call_stop_at_the_end_of_the_call_holding_the_check():
     odd = _run_chunked(curve, 30, total=2000)
     assert odd.steps_done % 30 == 0 and 0 <= odd.steps_done - single.steps_done < 30
     assert odd.state == odd.steps_done
+
+
+def _run_skipping(curve, final_steps, total=2000, steps_per_call=25):
+    """run_loop whose state is (schedule steps passed through, steps run, skip targets); one call runs K steps."""
+    rule = ConvergenceRule(earliest_step=400, window_steps=100, tolerance=1e-3, final_steps=final_steps)
+    reported = []
+
+    def step(first, state):
+        at, run, skips = state
+        if at != first:
+            raise AssertionError(f"called at step {first}, state at {at}")
+        indices = np.arange(first, first + steps_per_call)
+        n = int(np.sum(indices < total))
+        return (first + n, run + n, skips), {"loss": np.array([curve(i) for i in indices], np.float32)}
+
+    def skip_to(state, j):
+        at, run, skips = state
+        return j, run, skips + (j,)
+
+    result = run_loop(step, (0, 0, ()), total, COLUMNS, history_every=10, check_every=100, convergence=rule,
+                      steps_per_call=steps_per_call, skip_to=skip_to,
+                      progress=lambda s, n, loss: reported.append((s, n)))
+    return result, reported
+
+
+def test_converged_fit_skips_to_the_schedules_last_steps_and_runs_them():
+    flat_after_600 = lambda i: 1.0 + 10.0 * np.exp(-min(i, 600) / 150.0)  # noqa: E731
+    stopped = _run(flat_after_600, check_every=100)
+    k = stopped.steps_done                                 # where the plain rule stops
+    result, reported = _run_skipping(flat_after_600, final_steps=200)
+    (at, run, skips) = result.state
+    assert skips == (1800,) and at == 2000                 # moved once, to the last 200 steps, and ran them
+    assert run == result.steps_done == k + 200
+    assert result.stop_reason == stopped.stop_reason + "; then steps 1800-1999"
+    # the history keeps the schedule's steps: up to k, then 1800..1999 (and the last step)
+    steps = result.history[:, 0]
+    assert steps[steps < 1800].max() < k and steps[steps >= 1800].min() == 1800 and steps[-1] == 1999
+    # progress counts the steps run, so a rate over it stays true: the last report is steps run - 1 of k + 200
+    assert reported[-1] == (k + 199, k + 200)
+    assert all(b[0] > a[0] for a, b in zip(reported, reported[1:]))
+
+
+def test_no_skip_when_the_end_is_no_further_than_the_final_steps():
+    flat = lambda i: 1.0  # noqa: E731 - converges at the check after step 500 (last row 490 >= earliest 400)
+    result, _ = _run_skipping(flat, final_steps=1600, total=2000)    # the skip would go to 400 <= 500
+    assert result.state[2] == () and result.steps_done == 500
+    assert result.stop_reason.startswith("converged at step") and "then" not in result.stop_reason
+
+
+def test_a_rule_with_final_steps_needs_skip_to():
+    rule = ConvergenceRule(earliest_step=400, window_steps=100, tolerance=1e-3, final_steps=200)
+    try:
+        run_loop(lambda i, s: (s, {"loss": 1.0}), 0, 10, COLUMNS, history_every=1, check_every=5, convergence=rule)
+    except ValueError as error:
+        assert "skip_to" in str(error)
+    else:
+        raise AssertionError("no error")

@@ -16,6 +16,7 @@ from compute import fit as fit_lib
 from compute.cameras import camera_centers
 from compute.fit import (BodyParams, FitDivergedError, TrialObservations, evaluate_trajectory, fit_session,
                          fit_two_stage, initialise, make_train_step, prepare_session_data, run_optimisation)
+from compute.fit.bilevel import convergence_rule
 from compute.kinematics import load_body_model
 from compute.metrics import GC_THRESHOLDS_PX, geometric_consistency
 from compute.params import PARAMETER_SETS, FitParams, TrilevelConfig
@@ -179,6 +180,33 @@ def test_step_is_lowered_once_per_fit(session, short_trials, caplog):
         jax.config.update("jax_log_compiles", False)
     lowered = [r for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
     assert len(lowered) == 1, [r.getMessage()[:200] for r in lowered]
+
+
+def test_a_converged_fit_runs_the_schedules_last_steps_and_lowers_its_step_once(session, short_trials, caplog):
+    """At the plateau the fit skips to the schedule's last steps (``convergence_final_steps``) and runs them; the
+    skipped-to optimiser state is committed to the device like the rest, so the step is not lowered again."""
+    import logging
+
+    # tolerance 10: every check from the earliest step on reads as converged (a relative improvement is <= 1)
+    params = TINY.replace(steps=200, divergence_check_every=25, history_every=5, stop_when_converged=True,
+                          convergence_min_fraction=0.0, convergence_window_steps=25, convergence_tolerance=10.0,
+                          convergence_final_steps=50)
+    earliest = convergence_rule(params, 200).earliest_step
+    fit_session(BODY, session.cameras_given, short_trials, params, seed=0, train_step=make_train_step())
+    step = make_train_step()                   # as in a fresh process: loads the stored program (see above)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            fit = fit_session(BODY, session.cameras_given, short_trials, params, seed=0, train_step=step)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    lowered = [r for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
+    assert len(lowered) == 1, [r.getMessage()[:200] for r in lowered]
+    stopped_at = -(-(earliest + 1) // 25) * 25      # the first check whose last history row is >= earliest
+    assert fit.stop_reason.startswith("converged at step ") and fit.stop_reason.endswith("; then steps 150-199")
+    assert fit.iterations == stopped_at + 50 < 200, (fit.iterations, earliest, fit.stop_reason)
+    steps = fit.loss_history[:, 0]
+    assert steps.max() == 199 and not np.any((steps >= stopped_at) & (steps < 150))
 
 
 def test_same_seed_gives_the_same_result(session, short_trials):

@@ -194,10 +194,15 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
                                           params.optimiser)
         return (train, opt_state), terms
 
+    def skip_to(state, j):
+        """The state moved to step j of the schedule: learning rates and delayed starts continue from j."""
+        train, opt_state = state
+        return train, commit_to_default_device(resume_schedules(opt_state, j))
+
     result = run_loop(step, (train, opt_state), total - first_step, LOSS_HISTORY_COLUMNS,
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
                       progress=progress, convergence=None if first_step else convergence_rule(params, total),
-                      steps_per_call=STEPS_PER_CALL)
+                      steps_per_call=STEPS_PER_CALL, skip_to=skip_to)
     return eqx.combine(result.state[0], frozen), result.history, result.steps_done, result.stop_reason
 
 
@@ -213,7 +218,8 @@ def commit_to_default_device(tree):
 
 
 def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | None:
-    """The early-stopping rule of a bilevel fit of ``total_steps`` (None when ``params.convergence`` is off).
+    """The early-stopping rule of a bilevel fit of ``total_steps`` (None when ``params.convergence`` is off):
+    once converged, the fit skips to the schedule's last ``convergence_final_steps`` steps and ends after them.
 
     Not evaluated before ``convergence_min_fraction`` of the steps, nor before two windows have passed since
     the later of the bundle-adjustment and marker-offset starts (each stage lowers the loss when it begins).
@@ -226,7 +232,8 @@ def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | N
                     int(round(params.optimiser.offset_start_fraction * total_steps))]
     last_stage_start = max([s for s in stage_starts if s < total_steps], default=0)  # >= total: stage never runs
     earliest = max(int(round(config.convergence_min_fraction * total_steps)), last_stage_start + 2 * window)
-    return ConvergenceRule(earliest_step=earliest, window_steps=window, tolerance=config.convergence_tolerance)
+    return ConvergenceRule(earliest_step=earliest, window_steps=window, tolerance=config.convergence_tolerance,
+                           final_steps=config.convergence_final_steps)
 
 
 def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservations], params: FitParams,

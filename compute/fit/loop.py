@@ -9,8 +9,10 @@ steps per call, applied until ``total_steps`` steps have run.  The loop records 
 synchronising with the device on every step.  Several steps per call (a ``lax.scan`` inside the compiled step)
 spare the per-call dispatch of the state's pytree, which on a small trial is about half of each step's time.
 
-With a :class:`ConvergenceRule` the loop may also stop at a check before the step budget, once the loss has
-plateaued (:func:`convergence_reason`); ``LoopResult.stop_reason`` says why the loop ended.
+With a :class:`ConvergenceRule` the loop may also end early, once the loss has plateaued
+(:func:`convergence_reason`): with ``rule.final_steps`` = 0 it stops at that check; otherwise it moves the state
+to the last ``final_steps`` steps of the schedule (``skip_to``: e.g. the learning rates' decay to their final
+values) and ends after running them.  ``LoopResult.stop_reason`` says why the loop ended.
 """
 from __future__ import annotations
 
@@ -35,11 +37,15 @@ class ConvergenceRule:
 
     earliest_step: the rule is not evaluated before this step (a fraction of the schedule, and late enough that
     both windows lie after every stage start of the fit).  See :func:`convergence_reason`.
+    final_steps: once converged, run the schedule's last ``final_steps`` steps before stopping (0 = stop at once).
+    Why: a plateau at step k means the loss no longer falls at the learning rate of step k; what the rest of
+    the schedule would still give is the lower noise of its decayed learning rates, which its last steps give.
     """
 
     earliest_step: int
     window_steps: int
     tolerance: float
+    final_steps: int = 0
 
 
 def convergence_reason(steps: np.ndarray, losses: np.ndarray, rule: ConvergenceRule) -> str | None:
@@ -70,9 +76,10 @@ def convergence_reason(steps: np.ndarray, losses: np.ndarray, rule: ConvergenceR
 
 @dataclass
 class LoopResult:
-    """Final state, loss history (H, len(columns)) float64 (first column: step), when a snapshot function was
-    given one snapshot of the state per history row (on the device), the number of steps run and why the loop
-    stopped ("step budget: N steps" or the converged message of :func:`convergence_reason`)."""
+    """Final state, loss history (H, len(columns)) float64 (first column: the step of the schedule), when a
+    snapshot function was given one snapshot of the state per history row (on the device), the number of steps
+    run and why the loop stopped ("step budget: N steps", or the converged message of
+    :func:`convergence_reason`, followed after a skip to the schedule's end by "; then steps a-b")."""
 
     state: Any
     history: np.ndarray
@@ -84,7 +91,8 @@ class LoopResult:
 def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]], state: State, total_steps: int,
              columns: Sequence[str], *, history_every: int, check_every: int,
              progress: ProgressCallback | None = None, snapshot: Callable[[State], Any] | None = None,
-             convergence: ConvergenceRule | None = None, steps_per_call: int = 1) -> LoopResult:
+             convergence: ConvergenceRule | None = None, steps_per_call: int = 1,
+             skip_to: Callable[[State, int], State] | None = None) -> LoopResult:
     """Run the fit's steps 0..total_steps-1 with ``state, terms = step(i, state)``; see the module docstring.
 
     steps_per_call K: each call runs steps i..i+K-1 and returns terms of shape (K,) per column (K = 1: scalars);
@@ -92,15 +100,20 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
     columns: history columns, the first is "step" and the others are keys of the step's terms; snapshot(state)
     is recorded with every history row (e.g. the current marker sites; only with K = 1); convergence: evaluated
     after every divergence check, ends the loop early when it says so (None = run the full budget; with K > 1 the
-    loop stops at the end of the call holding the check).  Raises FitDivergedError at the first check that finds
-    a non-finite term.
+    loop stops at the end of the call holding the check).  skip_to(state, j): the state moved to step j of the
+    schedule (required when ``convergence.final_steps`` > 0); the loop then runs steps j..total_steps-1, and
+    progress counts the steps run (``progress(steps run - 1, steps planned, loss)``) so rates and ETAs stay
+    true.  Raises FitDivergedError at the first check that finds a non-finite term.
     """
     if steps_per_call < 1 or (snapshot is not None and steps_per_call != 1):
         raise ValueError(f"run_loop: steps_per_call must be >= 1 (and 1 with a snapshot), got {steps_per_call}")
+    if convergence is not None and convergence.final_steps > 0 and skip_to is None:
+        raise ValueError("run_loop: a convergence rule with final_steps > 0 needs skip_to")
     history: list[list[float]] = []
     pending: list[tuple[int, Mapping[str, jax.Array]]] = []   # (first step of the call, its terms)
     snapshots: list = []
     loss_column = columns.index("loss")
+    skipped = 0                                                # schedule steps skipped (not run)
 
     def recorded(i: int) -> bool:
         return i % history_every == 0 or i == total_steps - 1
@@ -118,7 +131,7 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
                                            f"{dict(zip(columns, row))}")
                 history.append(row)
                 if progress is not None:
-                    progress(s, total_steps, row[loss_column])
+                    progress(s - skipped, total_steps - skipped, row[loss_column])
         pending.clear()
 
     def converged() -> str | None:
@@ -127,22 +140,30 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
         rows = np.asarray(history, np.float64)
         return convergence_reason(rows[:, 0], rows[:, loss_column], convergence)
 
-    stop_reason, steps_done = f"step budget: {total_steps} steps", total_steps
+    stop_reason = f"step budget: {total_steps} steps"
     next_check = check_every
-    for first in range(0, total_steps, steps_per_call):
+    first = 0
+    while first < total_steps:
         state, terms = step(first, state)
-        end = min(first + steps_per_call, total_steps)          # steps done after this call
+        end = min(first + steps_per_call, total_steps)          # schedule steps done after this call
         if any(recorded(s) for s in range(first, end)):
             pending.append((first, terms))
             if snapshot is not None:
                 snapshots.append(snapshot(state))
+        first = end
         if end >= next_check:
             next_check = (end // check_every + 1) * check_every
             flush()
-            reason = converged() if end < total_steps else None
-            if reason is not None:
-                stop_reason, steps_done = reason, end
+            reason = converged() if end < total_steps and not skipped else None
+            if reason is None:
+                continue
+            target = total_steps - convergence.final_steps
+            if convergence.final_steps == 0 or target <= end:     # stop now (or the end is as near as the skip)
+                stop_reason = reason
                 break
+            state, skipped, first = skip_to(state, target), target - end, target
+            next_check = (target // check_every + 1) * check_every
+            stop_reason = f"{reason}; then steps {target}-{total_steps - 1}"
     flush()
     return LoopResult(state=state, history=np.asarray(history, np.float64).reshape(-1, len(columns)),
-                      snapshots=snapshots, steps_done=steps_done, stop_reason=stop_reason)
+                      snapshots=snapshots, steps_done=first - skipped, stop_reason=stop_reason)
