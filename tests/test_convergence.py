@@ -62,12 +62,12 @@ def test_without_a_rule_the_loop_runs_its_budget():
     assert result.steps_done == 2000 and result.stop_reason == "step budget: 2000 steps"
 
 
-def test_bilevel_rule_waits_for_every_stage_and_is_on_in_the_cpu_sets_but_cpu_full_budget():
-    assert convergence_rule(PARAMETER_SETS["cpu_full_budget"], 2000) is None
-    assert convergence_rule(PARAMETER_SETS["paper"], 40_000) is None
+def test_bilevel_rule_waits_for_every_stage_and_is_on_only_in_cpu_converge():
     for name in ("cpu_default", "cpu_sparse"):
-        assert convergence_rule(PARAMETER_SETS[name], 2000).final_steps == 200
-    params = PARAMETER_SETS["cpu_default"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
+        assert convergence_rule(PARAMETER_SETS[name], 2000) is None
+    assert convergence_rule(PARAMETER_SETS["paper"], 40_000) is None
+    assert convergence_rule(PARAMETER_SETS["cpu_converge"], 2000).final_steps == 200
+    params = PARAMETER_SETS["cpu_converge"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
                                                      offset_start_fraction=0.4, camera_start_fraction=0.2)
     rule = convergence_rule(params, 1000)
     assert rule.earliest_step == 400 + 2 * 100  # offsets start at step 400, the later stage
