@@ -159,3 +159,37 @@ def test_a_rule_with_final_steps_needs_skip_to():
         assert "skip_to" in str(error)
     else:
         raise AssertionError("no error")
+
+
+def test_a_fit_whose_parameters_still_move_runs_on_past_the_loss_plateau():
+    flat = lambda i: 1.0  # noqa: E731 - the loss rule alone stops at the check after step 500
+    rule = ConvergenceRule(earliest_step=400, window_steps=100, tolerance=1e-3)
+    held = run_loop(lambda i, s: (s + 1, {"loss": np.float32(flat(i))}), 0, 2000, COLUMNS, history_every=10,
+                    check_every=100, convergence=rule,
+                    unsettled=lambda state, step: "still moving" if step < 1200 else None)
+    assert held.steps_done == 1200 and held.stop_reason.startswith("converged at step 1190")
+
+
+def _camera_state(centre_m: float, rotation_rad: float = 0.0):
+    """A bilevel loop state (train, opt_state) whose 8 cameras' raw deltas are all (x, x, x)."""
+    from types import SimpleNamespace
+    cameras = SimpleNamespace(centre=np.full((8, 3), centre_m), rotation=np.full((8, 3), rotation_rad))
+    return SimpleNamespace(cameras=cameras), None
+
+
+def test_camera_check_holds_until_no_centre_moved_a_millimetre_over_a_window():
+    from compute.fit.bilevel import cameras_unsettled
+
+    assert cameras_unsettled(PARAMETER_SETS["cpu_default"], 2000) is None           # no threshold set
+    assert cameras_unsettled(PARAMETER_SETS["cpu_converge"].replace(camera_start_fraction=1.0), 2000) is None
+    check = cameras_unsettled(PARAMETER_SETS["cpu_converge"], 2000)                  # 1 mm over 200 steps
+    assert check(_camera_state(0.0), 1000).startswith("camera deltas: no check a window back")
+    assert check(_camera_state(0.0), 1100) is not None                              # still no check at <= 900
+    moving = check(_camera_state(0.002), 1200)                                       # 2 mm per axis since 1000
+    assert moving == "cameras still moving: 3.46 mm, 0.000 deg over 200 steps"
+    assert check(_camera_state(0.0021), 1300) is not None                           # 3.6 mm since step 1100
+    assert check(_camera_state(0.0022), 1400) is None                               # 0.35 mm since step 1200
+    with_rotation = cameras_unsettled(PARAMETER_SETS["cpu_converge"].replace(convergence_camera_rotation_deg=0.02),
+                                      2000)
+    with_rotation(_camera_state(0.0, 0.0), 1000)
+    assert with_rotation(_camera_state(0.0, np.radians(0.02)), 1200).startswith("cameras still moving: 0.00 mm")

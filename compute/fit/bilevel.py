@@ -199,10 +199,11 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
         train, opt_state = state
         return train, commit_to_default_device(resume_schedules(opt_state, j))
 
+    rule = None if first_step else convergence_rule(params, total)
     result = run_loop(step, (train, opt_state), total - first_step, LOSS_HISTORY_COLUMNS,
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
-                      progress=progress, convergence=None if first_step else convergence_rule(params, total),
-                      steps_per_call=STEPS_PER_CALL, skip_to=skip_to)
+                      progress=progress, convergence=rule, steps_per_call=STEPS_PER_CALL, skip_to=skip_to,
+                      unsettled=cameras_unsettled(params, total) if rule is not None else None)
     return eqx.combine(result.state[0], frozen), result.history, result.steps_done, result.stop_reason
 
 
@@ -234,6 +235,40 @@ def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | N
     earliest = max(int(round(config.convergence_min_fraction * total_steps)), last_stage_start + 2 * window)
     return ConvergenceRule(earliest_step=earliest, window_steps=window, tolerance=config.convergence_tolerance,
                            final_steps=config.convergence_final_steps)
+
+
+def cameras_unsettled(params: FitParams, total_steps: int) -> Callable[[tuple, int], str | None] | None:
+    """The check that holds a converged fit while bundle adjustment still moves the cameras (None when
+    ``params.convergence`` sets no camera threshold or the cameras never train).
+
+    Returns ``unsettled((train, opt_state), step)``, to be called at every divergence check: it keeps each check's
+    raw camera deltas (host copies of two (C, 3) arrays) and returns why the fit must go on while the largest
+    change of a camera's centre delta (mm) or rotation delta (deg, the norm of the rotation-vector change) since
+    the check a window (``convergence_window_steps``) ago reaches its threshold (a zero threshold is not checked),
+    or while no check lies a window back; None once both are below.
+    """
+    config = params.convergence
+    if (config.convergence_camera_centre_mm <= 0 and config.convergence_camera_rotation_deg <= 0) or \
+            params.camera_start_step >= total_steps:
+        return None
+    window = config.convergence_window_steps
+    checks: list[tuple[int, np.ndarray, np.ndarray]] = []      # (step, centre (C,3) m, rotation (C,3) rad)
+
+    def unsettled(state: tuple, step: int) -> str | None:
+        cameras = state[0].cameras
+        checks.append((step, np.asarray(cameras.centre, np.float64), np.asarray(cameras.rotation, np.float64)))
+        earlier = [c for c in checks if c[0] <= step - window]
+        if not earlier:
+            return "camera deltas: no check a window back yet"
+        then, centre_then, rotation_then = earlier[-1]
+        moved_mm = 1000.0 * float(np.max(np.linalg.norm(checks[-1][1] - centre_then, axis=-1)))
+        moved_deg = float(np.degrees(np.max(np.linalg.norm(checks[-1][2] - rotation_then, axis=-1))))
+        centre_limit, rotation_limit = config.convergence_camera_centre_mm, config.convergence_camera_rotation_deg
+        if (centre_limit > 0 and moved_mm >= centre_limit) or (rotation_limit > 0 and moved_deg >= rotation_limit):
+            return f"cameras still moving: {moved_mm:.2f} mm, {moved_deg:.3f} deg over {step - then} steps"
+        return None
+
+    return unsettled
 
 
 def summarise_fit(body: kin.BodyModel, cameras: Camera, trials: Sequence[TrialObservations], params: FitParams,

@@ -92,7 +92,8 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
              columns: Sequence[str], *, history_every: int, check_every: int,
              progress: ProgressCallback | None = None, snapshot: Callable[[State], Any] | None = None,
              convergence: ConvergenceRule | None = None, steps_per_call: int = 1,
-             skip_to: Callable[[State, int], State] | None = None) -> LoopResult:
+             skip_to: Callable[[State, int], State] | None = None,
+             unsettled: Callable[[State, int], str | None] | None = None) -> LoopResult:
     """Run the fit's steps 0..total_steps-1 with ``state, terms = step(i, state)``; see the module docstring.
 
     steps_per_call K: each call runs steps i..i+K-1 and returns terms of shape (K,) per column (K = 1: scalars);
@@ -103,7 +104,9 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
     loop stops at the end of the call holding the check).  skip_to(state, j): the state moved to step j of the
     schedule (required when ``convergence.final_steps`` > 0); the loop then runs steps j..total_steps-1, and
     progress counts the steps run (``progress(steps run - 1, steps planned, loss)``) so rates and ETAs stay
-    true.  Raises FitDivergedError at the first check that finds a non-finite term.
+    true.  unsettled(state, step): called at every check with the steps done; a reason (e.g. parameters the loss
+    barely feels still moving) keeps the fit going although the loss has plateaued, None lets it stop.  Raises
+    FitDivergedError at the first check that finds a non-finite term.
     """
     if steps_per_call < 1 or (snapshot is not None and steps_per_call != 1):
         raise ValueError(f"run_loop: steps_per_call must be >= 1 (and 1 with a snapshot), got {steps_per_call}")
@@ -154,8 +157,9 @@ def run_loop(step: Callable[[int, State], tuple[State, Mapping[str, jax.Array]]]
         if end >= next_check:
             next_check = (end // check_every + 1) * check_every
             flush()
+            still_moving = unsettled(state, end) if unsettled is not None and not skipped else None
             reason = converged() if end < total_steps and not skipped else None
-            if reason is None:
+            if reason is None or still_moving is not None:
                 continue
             target = total_steps - convergence.final_steps
             if convergence.final_steps == 0 or target <= end:     # stop now (or the end is as near as the skip)
