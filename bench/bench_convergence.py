@@ -7,11 +7,12 @@ Writes a markdown table to stdout.
 
 Each seed generates a synthetic control subject (1.5 px noise, 10 % dropped, 3 % outliers): ``--walks`` walks of
 ``--duration`` s with MOVI87, or with a sparse set (e.g. ``--marker-set HALPE26 --params cpu_sparse``) the
-acceptance session of ``compute.synthetic.acceptance`` (walk, standing, sit-to-stand).  It is fitted three
+acceptance session of ``compute.synthetic.acceptance`` (walk, standing, sit-to-stand).  It is fitted four
 times with ``--params`` changed only in its ``convergence`` section:
 * ``full``: the whole step budget;
 * ``stop``: stop at the plateau (``convergence_final_steps`` = 0: the learning rates stay at that step's values);
-* ``stop+final``: at the plateau, skip to the schedule's last 200 steps and run them.
+* ``stop+final``: at the plateau, skip to the schedule's last 200 steps and run them;
+* ``stop+final+cameras``: the same, once no camera centre delta moved 1 mm over the last window (cpu_converge).
 Reported per fit: steps run, wall time (compile excluded by a warm-up fit), GC_5, and the joint-angle RMSE
 against the truth averaged over the DoF groups of the acceptance targets (deg).
 """
@@ -34,7 +35,9 @@ from compute.synthetic.acceptance import angle_rmse_by_group, sparse_session_con
 
 VARIANTS = {"full": dict(stop_when_converged=False),
             "stop": dict(stop_when_converged=True, convergence_final_steps=0),
-            "stop+final": dict(stop_when_converged=True, convergence_final_steps=200)}
+            "stop+final": dict(stop_when_converged=True, convergence_final_steps=200),
+            "stop+final+cameras": dict(stop_when_converged=True, convergence_final_steps=200,
+                                       convergence_camera_centre_mm=1.0)}
 
 
 def make_session(body, marker_set: str, n_cameras: int, n_walks: int, duration_s: float, seed: int):
