@@ -162,46 +162,41 @@ def test_step_compiles_once_for_trials_of_different_lengths(session, short_trial
                 train_step=step)
 
 
-def test_step_is_lowered_once_per_fit(session, short_trials, caplog):
-    """The first step's state is committed to the device like every later step's (``commit_to_default_device``):
-    otherwise JAX lowers - and on a cold cache compiles - the step twice per process (measured: a cold 4-camera
-    populate 69.5 s before, 45.7 s after)."""
+def _fit_with_a_fresh_step_counting_lowerings(session, trials, params, caplog):
+    """(fit, log messages of the step's lowerings) of a fit by a new step object, after a first fit has stored the
+    program (jax.export): the new step, as in a fresh process, loads it.  Exporting the first time lowers the
+    program once more, which is not what the callers count."""
     import logging
 
-    fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=make_train_step())
-    # a new step object, as in a fresh process, now loads the program that fit stored (jax.export); exporting it
-    # the first time lowers it once more, which is not what this test counts
+    fit_session(BODY, session.cameras_given, trials, params, seed=0, train_step=make_train_step())
     step = make_train_step()
     jax.config.update("jax_log_compiles", True)
     try:
         with caplog.at_level(logging.WARNING):
-            fit_session(BODY, session.cameras_given, short_trials, TINY, seed=0, train_step=step)
+            fit = fit_session(BODY, session.cameras_given, trials, params, seed=0, train_step=step)
     finally:
         jax.config.update("jax_log_compiles", False)
-    lowered = [r for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
-    assert len(lowered) == 1, [r.getMessage()[:200] for r in lowered]
+    return fit, [r.getMessage()[:200] for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
+
+
+def test_step_is_lowered_once_per_fit(session, short_trials, caplog):
+    """The first step's state is committed to the device like every later step's (``commit_to_default_device``):
+    otherwise JAX lowers - and on a cold cache compiles - the step twice per process (measured: a cold 4-camera
+    populate 69.5 s before, 45.7 s after)."""
+    _, lowered = _fit_with_a_fresh_step_counting_lowerings(session, short_trials, TINY, caplog)
+    assert len(lowered) == 1, lowered
 
 
 def test_a_converged_fit_runs_the_schedules_last_steps_and_lowers_its_step_once(session, short_trials, caplog):
     """At the plateau the fit skips to the schedule's last steps (``convergence_final_steps``) and runs them; the
     skipped-to optimiser state is committed to the device like the rest, so the step is not lowered again."""
-    import logging
-
     # tolerance 10: every check from the earliest step on reads as converged (a relative improvement is <= 1)
     params = TINY.replace(steps=200, divergence_check_every=25, history_every=5, stop_when_converged=True,
                           convergence_min_fraction=0.0, convergence_window_steps=25, convergence_tolerance=10.0,
                           convergence_final_steps=50)
     earliest = convergence_rule(params, 200).earliest_step
-    fit_session(BODY, session.cameras_given, short_trials, params, seed=0, train_step=make_train_step())
-    step = make_train_step()                   # as in a fresh process: loads the stored program (see above)
-    jax.config.update("jax_log_compiles", True)
-    try:
-        with caplog.at_level(logging.WARNING):
-            fit = fit_session(BODY, session.cameras_given, short_trials, params, seed=0, train_step=step)
-    finally:
-        jax.config.update("jax_log_compiles", False)
-    lowered = [r for r in caplog.records if "Compiling jit(bilevel_steps)" in r.getMessage()]
-    assert len(lowered) == 1, [r.getMessage()[:200] for r in lowered]
+    fit, lowered = _fit_with_a_fresh_step_counting_lowerings(session, short_trials, params, caplog)
+    assert len(lowered) == 1, lowered
     stopped_at = -(-(earliest + 1) // 25) * 25      # the first check whose last history row is >= earliest
     assert fit.stop_reason.startswith("converged at step ") and fit.stop_reason.endswith("; then steps 150-199")
     assert fit.iterations == stopped_at + 50 < 200, (fit.iterations, earliest, fit.stop_reason)
