@@ -12,7 +12,7 @@ times with ``--params`` changed only in its ``convergence`` section:
 * ``full``: the whole step budget;
 * ``stop``: stop at the plateau (``convergence_final_steps`` = 0: the learning rates stay at that step's values);
 * ``stop+final``: at the plateau, skip to the schedule's last 200 steps and run them;
-* ``stop+final+cameras``: the same, once no camera centre delta moved 1 mm over the last window (cpu_converge).
+* ``stop+final+cameras``: the same, once no camera centre delta moved 1 mm over the last window (cpu_default, cpu_sparse).
 Reported per fit: steps run, wall time (compile excluded by a warm-up fit), GC_5, and the joint-angle RMSE
 against the truth averaged over the DoF groups of the acceptance targets (deg).
 """
@@ -34,8 +34,9 @@ from compute.params import PARAMETER_SETS  # noqa: E402
 from compute.synthetic.acceptance import angle_rmse_by_group, sparse_session_config  # noqa: E402
 
 VARIANTS = {"full": dict(stop_when_converged=False),
-            "stop": dict(stop_when_converged=True, convergence_final_steps=0),
-            "stop+final": dict(stop_when_converged=True, convergence_final_steps=200),
+            "stop": dict(stop_when_converged=True, convergence_final_steps=0, convergence_camera_centre_mm=0.0),
+            "stop+final": dict(stop_when_converged=True, convergence_final_steps=200,
+                               convergence_camera_centre_mm=0.0),
             "stop+final+cameras": dict(stop_when_converged=True, convergence_final_steps=200,
                                        convergence_camera_centre_mm=1.0)}
 

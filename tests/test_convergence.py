@@ -62,12 +62,12 @@ def test_without_a_rule_the_loop_runs_its_budget():
     assert result.steps_done == 2000 and result.stop_reason == "step budget: 2000 steps"
 
 
-def test_bilevel_rule_waits_for_every_stage_and_is_on_only_in_cpu_converge():
-    for name in ("cpu_default", "cpu_sparse"):
+def test_bilevel_rule_waits_for_every_stage_and_is_off_only_in_the_whole_budget_sets():
+    for name in ("cpu_full_budget", "paper"):
         assert convergence_rule(PARAMETER_SETS[name], 2000) is None
-    assert convergence_rule(PARAMETER_SETS["paper"], 40_000) is None
-    assert convergence_rule(PARAMETER_SETS["cpu_converge"], 2000).final_steps == 200
-    params = PARAMETER_SETS["cpu_converge"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
+    for name in ("cpu_default", "cpu_sparse"):
+        assert convergence_rule(PARAMETER_SETS[name], 2000).final_steps == 200
+    params = PARAMETER_SETS["cpu_default"].replace(convergence_min_fraction=0.0, convergence_window_steps=100,
                                                      offset_start_fraction=0.4, camera_start_fraction=0.2)
     rule = convergence_rule(params, 1000)
     assert rule.earliest_step == 400 + 2 * 100  # offsets start at step 400, the later stage
@@ -180,16 +180,16 @@ def _camera_state(centre_m: float, rotation_rad: float = 0.0):
 def test_camera_check_holds_until_no_centre_moved_a_millimetre_over_a_window():
     from compute.fit.bilevel import cameras_unsettled
 
-    assert cameras_unsettled(PARAMETER_SETS["cpu_default"], 2000) is None           # no threshold set
-    assert cameras_unsettled(PARAMETER_SETS["cpu_converge"].replace(camera_start_fraction=1.0), 2000) is None
-    check = cameras_unsettled(PARAMETER_SETS["cpu_converge"], 2000)                  # 1 mm over 200 steps
+    assert cameras_unsettled(PARAMETER_SETS["cpu_full_budget"], 2000) is None       # no threshold set
+    assert cameras_unsettled(PARAMETER_SETS["cpu_default"].replace(camera_start_fraction=1.0), 2000) is None
+    check = cameras_unsettled(PARAMETER_SETS["cpu_default"], 2000)                   # 1 mm over 200 steps
     assert check(_camera_state(0.0), 1000).startswith("camera deltas: no check a window back")
     assert check(_camera_state(0.0), 1100) is not None                              # still no check at <= 900
     moving = check(_camera_state(0.002), 1200)                                       # 2 mm per axis since 1000
     assert moving == "cameras still moving: 3.46 mm, 0.000 deg over 200 steps"
     assert check(_camera_state(0.0021), 1300) is not None                           # 3.6 mm since step 1100
     assert check(_camera_state(0.0022), 1400) is None                               # 0.35 mm since step 1200
-    with_rotation = cameras_unsettled(PARAMETER_SETS["cpu_converge"].replace(convergence_camera_rotation_deg=0.02),
+    with_rotation = cameras_unsettled(PARAMETER_SETS["cpu_default"].replace(convergence_camera_rotation_deg=0.02),
                                       2000)
     with_rotation(_camera_state(0.0, 0.0), 1000)
     assert with_rotation(_camera_state(0.0, np.radians(0.02)), 1200).startswith("cameras still moving: 0.00 mm")

@@ -19,8 +19,8 @@ def test_each_keypoint_set_is_warmed_with_the_parameter_set_populate_gives_it():
     jobs = jobs_from_args(warmup_args())
     assert {(j.keypoint_set, j.params_name) for j in jobs} == {("COCO17", "cpu_sparse"), ("MOVI87", "cpu_default")}
     assert [j.n_cameras for j in jobs][:2] == [8, 8]                      # largest buckets first
-    named = jobs_from_args(warmup_args(params=["cpu_converge"]))
-    assert {j.params_name for j in named} == {"cpu_converge"} and len(named) == 4
+    named = jobs_from_args(warmup_args(params=["cpu_full_budget"]))
+    assert {j.params_name for j in named} == {"cpu_full_budget"} and len(named) == 4
 
 
 @pytest.mark.parametrize("changes, message", [
