@@ -44,7 +44,7 @@ import jax
 import numpy as np
 
 __all__ = ["NotFingerprintable", "CachedProgram", "SplitCall", "split_call", "static_fingerprint", "code_fingerprint",
-           "function_fingerprint", "exported_directory"]
+           "function_fingerprint", "exported_directory", "exported_max_bytes", "evict_least_recently_used"]
 
 FORMAT_VERSION = 1
 """Bumped when the file layout below changes (files of another version are never read)."""
@@ -227,6 +227,43 @@ def exported_directory() -> Path | None:
     return Path(cache_dir) / "exported" if cache_dir else None
 
 
+def exported_max_bytes() -> int | None:
+    """The size cap of the exported programs' folder, bytes: JAX's own cap of its persistent cache
+    (``jax_compilation_cache_max_size``), which the exported folder keeps separately; None when unlimited (-1)."""
+    cap = int(jax.config.jax_compilation_cache_max_size)
+    return None if cap < 0 else cap
+
+
+def evict_least_recently_used(directory: Path, max_bytes: int | None, keep: Path | None = None) -> list[Path]:
+    """Delete ``*.jaxexport`` files of ``directory``, least recently used first (modification time: a load
+    touches its file), until their total size is at most ``max_bytes``; never ``keep`` (the file just written).
+    Returns the deleted paths.  Without a cap nothing is deleted.
+
+    Every change of the traced code or of a JAX-stack version gives every program a new key, so without this
+    the files of earlier versions would stay forever.  A file deleted while another process reads it is traced
+    again there (a load that fails is not an error)."""
+    if max_bytes is None:
+        return []
+    entries = []
+    for path in directory.glob("*.jaxexport"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:              # deleted meanwhile by another process
+            continue
+        entries.append((stat.st_mtime, path, stat.st_size))
+    total = sum(size for _, _, size in entries)
+    deleted = []
+    for _, path, size in sorted(entries, key=lambda entry: entry[0]):
+        if total <= max_bytes:
+            break
+        if keep is not None and path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        deleted.append(path)
+    return deleted
+
+
 # ------------------------------------------------------------------------------------------------- programs
 @dataclasses.dataclass(frozen=True)
 class _LoadedProgram:
@@ -292,6 +329,14 @@ def _dumps(value: Any) -> bytes:
 
 def _loads(payload: bytes) -> Any:
     return _SentinelUnpickler(io.BytesIO(payload)).load()
+
+
+def _touch(path: Path) -> None:
+    """Mark ``path`` as used now (its modification time orders :func:`evict_least_recently_used`)."""
+    try:
+        os.utime(path)
+    except OSError:                              # read-only cache or evicted meanwhile: only the order suffers
+        pass
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:
@@ -368,8 +413,11 @@ class CachedProgram:
                 stored = _loads(path.read_bytes())
                 if stored["format"] == FORMAT_VERSION:
                     exported = jax.export.deserialize(bytearray(stored["exported"]))
+                    _touch(path)
                     return _LoadedProgram(self._compiled_call(exported), stored["out_treedef"],
                                           stored["out_dynamic_mask"], stored["out_static_leaves"])
+            except FileNotFoundError:           # evicted by another process between exists() and the read
+                pass
             except Exception as error:          # a damaged or foreign file: trace again and replace it
                 warnings.warn(f"{path}: unreadable exported program ({type(error).__name__}: {error}); tracing "
                               "it again", RuntimeWarning, stacklevel=3)
@@ -389,6 +437,11 @@ class CachedProgram:
                                                 **outputs)))
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as error:
             warnings.warn(f"{path}: exported program not stored ({type(error).__name__}: {error})",
+                          RuntimeWarning, stacklevel=3)
+        try:
+            evict_least_recently_used(path.parent, exported_max_bytes(), keep=path)
+        except OSError as error:
+            warnings.warn(f"{path.parent}: least recently used exported programs not removed ({error})",
                           RuntimeWarning, stacklevel=3)
         # run the exported program itself, so that a cold process compiles one program, not two
         return _LoadedProgram(self._compiled_call(exported), **outputs)

@@ -25,7 +25,7 @@ from pipeline.config import load_config
 from pipeline.credentials import CredentialsError
 from pipeline.db import ConfiguredServerUnreachable, DatabaseError
 from pipeline.importers.errors import IngestError
-from pipeline.jax_setup import configure_xla_flags
+from pipeline.jax_setup import cache_max_bytes, configure_xla_flags
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 1
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_xla_flags()
     try:
         args.prefix = resolve_prefix(args.prefix)
+        cache_max_bytes()  # a bad MMC_JAX_CACHE_MAX_MB stops every command before it touches the database
         return int(args.handler(args))
     except CredentialsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -47,7 +47,6 @@ import datajoint as dj
 import numpy as np
 import pandas as pd
 
-from compute.fit.observability import weakly_observed
 from pipeline.c3d_export import write_c3d
 from pipeline.db import Database, open_database
 from pipeline.importers.errors import IngestError
@@ -359,6 +358,9 @@ def write_joint_angles_csv(path: str | Path, times: np.ndarray, qpos: np.ndarray
 def observability_frame(coordinate_sd: np.ndarray, joint_names: Sequence[str]) -> pd.DataFrame:
     """One row per coordinate: ``coordinate``, ``posterior_sd`` (deg, or m for translations), ``unit`` and
     ``determined_by_images`` (False: the images do not pin it; its value comes from the priors)."""
+    # imported here: compute.fit starts JAX (~2 s), which every other mmc command would pay for
+    from compute.fit.observability import weakly_observed
+
     sd = np.asarray(coordinate_sd, dtype=float)
     translation = np.array([is_translation(n) for n in joint_names])
     return pd.DataFrame({"coordinate": list(joint_names), "posterior_sd": np.where(translation, sd, np.degrees(sd)),

@@ -9,7 +9,10 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["XLA_CPU_OPTIONS", "xla_flags_with_options", "configure_xla_flags", "configure_jax"]
+from pipeline.importers.errors import IngestError
+
+__all__ = ["XLA_CPU_OPTIONS", "DEFAULT_CACHE_MAX_MB", "xla_flags_with_options", "configure_xla_flags",
+           "cache_max_bytes", "configure_jax"]
 
 XLA_CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
 """XLA:CPU options set unless ``XLA_FLAGS`` already names them.
@@ -55,15 +58,41 @@ def configure_xla_flags() -> str:
     return value
 
 
+DEFAULT_CACHE_MAX_MB = 4096
+"""Default cap, MB, of each of the two stores of the compile cache (JAX's compiled programs, and the exported
+traced programs in ``exported/``).  Measured here: one shape bucket's programs take ~XX MB."""
+
+
+def cache_max_bytes(environ: dict[str, str] | None = None) -> int:
+    """The cap of each compile-cache store in bytes from ``MMC_JAX_CACHE_MAX_MB`` (a positive number of MB, or
+    -1 for no cap; default :data:`DEFAULT_CACHE_MAX_MB`).  Raises IngestError (one line, exit 2) otherwise."""
+    text = (os.environ if environ is None else environ).get("MMC_JAX_CACHE_MAX_MB", str(DEFAULT_CACHE_MAX_MB))
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = float("nan")
+    if megabytes == -1:
+        return -1
+    if not megabytes > 0 or megabytes == float("inf"):
+        raise IngestError("environment", "MMC_JAX_CACHE_MAX_MB",
+                          f"{text!r}: expected a positive number of MB, or -1 for no cap")
+    return int(megabytes * 2**20)
+
+
 def configure_jax() -> Path:
     """:func:`configure_xla_flags`, then JAX's persistent compilation cache in ``$MMC_JAX_CACHE`` (default
-    ``~/.cache/mmc/jax``); returns the cache directory."""
+    ``~/.cache/mmc/jax``), each of its two stores kept under :func:`cache_max_bytes` by removing the least
+    recently used programs first; returns the cache directory."""
     configure_xla_flags()
+    max_bytes = cache_max_bytes()
     cache_dir = Path(os.environ.get("MMC_JAX_CACHE", Path.home() / ".cache" / "mmc" / "jax")).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
     import jax
 
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    # JAX evicts its own files (least recently read first, under a file lock: the filelock package); the
+    # exported programs read the same setting (compute.program_cache.exported_max_bytes)
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
     # 0.2 s, not JAX's 1 s: a fresh process otherwise recompiles the sub-second programs of every fit (network
     # initialisation 0.8 s, evaluation helpers), where loading one from the cache takes tens of milliseconds
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

@@ -14,11 +14,15 @@ import argparse
 import csv
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tomli_w
 
-from compute.synthetic import (POPULATIONS, SyntheticSession, SyntheticSessionConfig, default_trials,
-                               generate_session)
+from pipeline.importers.errors import IngestError
+
+if TYPE_CHECKING:
+    from compute.synthetic import SyntheticSession
 
 __all__ = ["write_session", "write_calibration", "write_truth", "read_truth", "synth_command",
            "add_synth_arguments", "register_commands"]
@@ -152,7 +156,11 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--trials", type=int, default=2, help="walking trials per session")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--population", default="mixed", choices=POPULATIONS + ("mixed",))
+    # checked by synth_command, not by choices=: compute.synthetic starts JAX (~2 s), which every mmc command
+    # would pay for when its parser is built
+    parser.add_argument("--population", default="mixed",
+                        help="a population of compute.synthetic.POPULATIONS (e.g. control, hemiparetic), or "
+                             "'mixed' to cycle through them (default)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per trial (default: automatic)")
     parser.add_argument("--cameras", type=int, default=8)
     parser.add_argument("--fps", type=float, default=30.0)
@@ -166,7 +174,11 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 def synth_command(args: argparse.Namespace) -> int:
     """``mmc synth``: write ``--subjects`` sessions under OUT_DIR (one shared rig); prints the manifests."""
     from compute.kinematics import load_body_model
+    from compute.synthetic import POPULATIONS, SyntheticSessionConfig, default_trials, generate_session
 
+    if args.population not in POPULATIONS + ("mixed",):
+        raise IngestError("command line", "--population",
+                          f"{args.population!r}: expected one of {', '.join(POPULATIONS)} or mixed")
     body = load_body_model(args.marker_set)
     out = Path(args.out_dir)
     for k in range(args.subjects):

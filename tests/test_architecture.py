@@ -167,11 +167,13 @@ def test_importing_every_compute_module_never_imports_the_database_or_pipeline()
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_the_command_line_loads_plotting_and_statistics_only_for_the_commands_that_use_them():
+def test_the_command_line_loads_plotting_statistics_and_jax_only_for_the_commands_that_use_them():
     """Every ``mmc`` command imports the whole command tree; matplotlib (~1 s) and statsmodels (~0.8 s) are
-    imported by the report and the demo when they draw or test, not by ``mmc populate`` or ``mmc ingest``."""
+    imported by the report and the demo when they draw or test, JAX and MuJoCo (~2 s) by the commands that fit,
+    ingest, export, render or synthesise, not by ``mmc status``, ``mmc params`` or ``mmc db``."""
     code = ("import sys, pipeline.cli\n"
-            "print(sorted({'matplotlib', 'statsmodels'} & {m.split('.')[0] for m in sys.modules}))\n")
+            "print(sorted({'matplotlib', 'statsmodels', 'jax', 'mujoco', 'equinox'}\n"
+            "             & {m.split('.')[0] for m in sys.modules}))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

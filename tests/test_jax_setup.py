@@ -41,3 +41,26 @@ def test_the_options_change_what_xla_compiles_in_a_fresh_process():
                for mode in ("plain", "configure")}
     assert results == {"plain": "library fusion", "configure": "no library fusion"}
     assert all(f"--{name}=" in os.environ["XLA_FLAGS"] for name in XLA_CPU_OPTIONS)
+
+
+def test_the_cache_cap_is_read_from_the_environment_and_a_bad_value_is_refused():
+    import pytest
+
+    from pipeline.importers.errors import IngestError
+    from pipeline.jax_setup import DEFAULT_CACHE_MAX_MB, cache_max_bytes
+
+    assert cache_max_bytes({}) == DEFAULT_CACHE_MAX_MB * 2**20
+    assert cache_max_bytes({"MMC_JAX_CACHE_MAX_MB": "512"}) == 512 * 2**20
+    assert cache_max_bytes({"MMC_JAX_CACHE_MAX_MB": "-1"}) == -1
+    for bad in ("0", "-5", "lots", "inf", "nan"):
+        with pytest.raises(IngestError, match=f"MMC_JAX_CACHE_MAX_MB: '{bad}': expected a positive number"):
+            cache_max_bytes({"MMC_JAX_CACHE_MAX_MB": bad})
+    # refused before the command starts: a database that does not exist is not created (nor a task added)
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "--prefix", "never_created_cache_cap",
+                             "populate", "--restrict", "subject_id=none"],
+                            env={**os.environ, "MMC_JAX_CACHE_MAX_MB": "lots"}, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: environment: MMC_JAX_CACHE_MAX_MB: 'lots': expected a positive number of MB, or -1 for no cap"]
+    from pipeline.db import open_existing_database
+
+    assert open_existing_database("never_created_cache_cap") is None

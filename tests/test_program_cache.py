@@ -123,3 +123,33 @@ def test_without_a_cache_directory_nothing_is_written(tmp_path, monkeypatch):
     _, y = program(layer(), np.ones(3, np.float32), Settings(0.5))
     np.testing.assert_allclose(y, np.tanh(np.array([3.0, 12.0])) * 2.0 * 0.5, rtol=1e-6)
     assert traces == [1] and not list(tmp_path.iterdir())
+
+
+def test_the_least_recently_used_programs_go_first_once_the_folder_exceeds_its_cap(tmp_path, monkeypatch):
+    import os
+
+    import compute.program_cache as program_cache
+
+    traces: list = []
+    x = np.ones(3, np.float32)
+    for age_s, gain in ((300, 0.5), (200, 0.25), (100, 0.125)):     # three programs, written 300/200/100 s ago
+        CachedProgram(lambda *a: scaled_layer(*a, traces), "layer", tmp_path)(layer(), x, Settings(gain))
+        newest = max(tmp_path.glob("layer-*.jaxexport"), key=lambda p: p.stat().st_mtime_ns)
+        os.utime(newest, (newest.stat().st_atime - age_s, newest.stat().st_mtime - age_s))
+    files = {p.stat().st_mtime: p for p in tmp_path.glob("layer-*.jaxexport")}
+    oldest, middle, newer = (files[t] for t in sorted(files))
+    size = oldest.stat().st_size
+    # loading the oldest program marks it used: it is now the most recent
+    CachedProgram(lambda *a: scaled_layer(*a, traces), "layer", tmp_path)(layer(), x, Settings(0.5))
+    assert len(traces) == 3 and oldest.stat().st_mtime > newer.stat().st_mtime
+    # a fourth program, with room for three: the least recently used one (middle) goes, the new one stays
+    monkeypatch.setattr(program_cache, "exported_max_bytes", lambda: int(3.5 * size))
+    CachedProgram(lambda *a: scaled_layer(*a, traces), "layer", tmp_path)(layer(), x, Settings(2.0))
+    remaining = set(tmp_path.glob("layer-*.jaxexport"))
+    assert len(traces) == 4 and len(remaining) == 3 and middle not in remaining and {oldest, newer} <= remaining
+    # no cap: nothing goes; a cap below one file keeps the file just written
+    assert program_cache.evict_least_recently_used(tmp_path, None) == []
+    monkeypatch.setattr(program_cache, "exported_max_bytes", lambda: 1)
+    CachedProgram(lambda *a: scaled_layer(*a, traces), "layer", tmp_path)(layer(), x, Settings(4.0))
+    (kept,) = tmp_path.glob("layer-*.jaxexport")
+    assert kept not in remaining

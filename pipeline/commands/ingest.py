@@ -9,8 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline import manifest
+from types import ModuleType
+
 from pipeline.db import open_database, open_existing_database
+
+
+def _manifest() -> ModuleType:
+    """``pipeline.manifest``, imported only when a command ingests: its importers start JAX (~2 s), which the
+    other ``mmc`` commands, all registered by importing this module, do not need."""
+    from pipeline import manifest
+
+    return manifest
 
 
 def ingest_session(args: argparse.Namespace) -> int:
@@ -19,12 +28,12 @@ def ingest_session(args: argparse.Namespace) -> int:
     if args.dry_run:
         database = open_existing_database(args.prefix)
         connection = database.connection if database is not None else None
-        plans = manifest.ingest_sessions(args.manifest, connection=connection, dry_run=True)
+        plans = _manifest().ingest_sessions(args.manifest, connection=connection, dry_run=True)
         print("\n".join(plan.summary() for plan in plans))
         print("dry run: nothing inserted")
         return 0
     database = open_database(args.prefix)
-    plans = manifest.ingest_sessions(args.manifest, connection=database.connection)
+    plans = _manifest().ingest_sessions(args.manifest, connection=database.connection)
     for plan in plans:
         print(plan.summary())
         print(f"inserted session {plan.session['subject_id']}/{plan.session['session_id']}")
@@ -34,7 +43,7 @@ def ingest_session(args: argparse.Namespace) -> int:
 def ingest_calibration(args: argparse.Namespace) -> int:
     """The cameras of an existing session from an anipose or Caliscope calibration file."""
     database = open_database(args.prefix)
-    rows = manifest.ingest_calibration(args.subject, args.session, args.file, args.format, args.unit,
+    rows = _manifest().ingest_calibration(args.subject, args.session, args.file, args.format, args.unit,
                                        database.connection, dry_run=args.dry_run)
     verb = "would insert" if args.dry_run else "inserted"
     print(f"{verb} {len(rows)} cameras: {', '.join(r['camera_name'] for r in rows)}")
@@ -51,7 +60,7 @@ def ingest_keypoints(args: argparse.Namespace) -> int:
         trial["walkway"] = str(Path(args.walkway).resolve())
     if args.detector:
         trial["detector"] = args.detector
-    plan = manifest.ingest_trial(args.subject, args.session, trial, Path.cwd(), database.connection,
+    plan = _manifest().ingest_trial(args.subject, args.session, trial, Path.cwd(), database.connection,
                                  dry_run=args.dry_run, source=args.path)
     print(plan.summary())
     print("dry run: nothing inserted" if args.dry_run else "inserted")
@@ -61,7 +70,7 @@ def ingest_keypoints(args: argparse.Namespace) -> int:
 def ingest_walkway(args: argparse.Namespace) -> int:
     """The walkway footfalls of an existing trial."""
     database = open_database(args.prefix)
-    rows = manifest.ingest_walkway(args.subject, args.session, args.trial, args.file, database.connection,
+    rows = _manifest().ingest_walkway(args.subject, args.session, args.trial, args.file, database.connection,
                                    dry_run=args.dry_run)
     print(f"{'would insert' if args.dry_run else 'inserted'} {len(rows)} footfalls")
     return 0

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compute.cameras import Camera
 from pipeline.db import open_database
 from pipeline.restrictions import add_restriction_arguments, restrictions_for
+
+if TYPE_CHECKING:
+    from compute.cameras import Camera
 
 
 def camera_of(cameras: dict, c: int) -> Camera:
     """Camera ``c`` of a :func:`schemas.reads.observations.camera_arrays` dict as a ``compute.cameras.Camera``."""
+    from compute.cameras import Camera  # starts JAX: only when rendering, not for every mmc command
+
     return Camera(cameras["K"][c], cameras["dist"][c], cameras["rvec"][c], cameras["tvec"][c], cameras["size"][c])
 
 
