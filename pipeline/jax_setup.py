@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.importers.errors import IngestError
 
 __all__ = ["XLA_CPU_OPTIONS", "DEFAULT_CACHE_MAX_MB", "xla_flags_with_options", "configure_xla_flags",
-           "cache_max_bytes", "configure_jax"]
+           "cache_max_bytes", "record_missing_access_times", "configure_jax"]
 
 XLA_CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
 """XLA:CPU options set unless ``XLA_FLAGS`` already names them.
@@ -58,9 +58,12 @@ def configure_xla_flags() -> str:
     return value
 
 
-DEFAULT_CACHE_MAX_MB = 4096
+DEFAULT_CACHE_MAX_MB = 2048
 """Default cap, MB, of each of the two stores of the compile cache (JAX's compiled programs, and the exported
-traced programs in ``exported/``).  Measured here: one shape bucket's programs take ~XX MB."""
+traced programs in ``exported/``).  Measured on the 2-core machine: after the whole test suite (dozens of shape
+buckets) the cache held 38 MB of compiled and 7 MB of exported programs; one bilevel step is ~1.5 MB compiled and
+~0.3 MB exported.  So the cap only removes what earlier code versions left (every change of the traced code
+keys every program anew)."""
 
 
 def cache_max_bytes(environ: dict[str, str] | None = None) -> int:
@@ -79,6 +82,30 @@ def cache_max_bytes(environ: dict[str, str] | None = None) -> int:
     return int(megabytes * 2**20)
 
 
+def record_missing_access_times(cache_dir: Path, lock_timeout_s: float = 10.0) -> int:
+    """Give every compiled program of JAX's cache in ``cache_dir`` the access-time file its size cap needs;
+    returns how many were missing.
+
+    With a cap JAX writes ``<key>-atime`` (the time of last use: 8 bytes, nanoseconds, little-endian) beside each
+    ``<key>-cache`` file and orders eviction by it; a cache file without one makes every later write fail
+    ("Error writing persistent compilation cache entry": the program is then compiled again in every process).
+    Files written without a cap (by an installation before the cap, or a process with ``MMC_JAX_CACHE_MAX_MB=-1``)
+    have none: they get their modification time, under the lock JAX itself takes (``.lockfile``)."""
+    import filelock
+
+    missing = 0
+    try:
+        with filelock.FileLock(str(cache_dir / ".lockfile"), timeout=lock_timeout_s):
+            for cache_file in cache_dir.glob("*-cache"):
+                access_file = cache_file.with_name(cache_file.name.removesuffix("-cache") + "-atime")
+                if not access_file.exists():
+                    access_file.write_bytes(cache_file.stat().st_mtime_ns.to_bytes(8, "little"))
+                    missing += 1
+    except (filelock.Timeout, OSError):   # a busy or read-only cache: JAX warns per failed write, fits run on
+        pass
+    return missing
+
+
 def configure_jax() -> Path:
     """:func:`configure_xla_flags`, then JAX's persistent compilation cache in ``$MMC_JAX_CACHE`` (default
     ``~/.cache/mmc/jax``), each of its two stores kept under :func:`cache_max_bytes` by removing the least
@@ -92,6 +119,8 @@ def configure_jax() -> Path:
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     # JAX evicts its own files (least recently read first, under a file lock: the filelock package); the
     # exported programs read the same setting (compute.program_cache.exported_max_bytes)
+    if max_bytes != -1:
+        record_missing_access_times(cache_dir)
     jax.config.update("jax_compilation_cache_max_size", max_bytes)
     # 0.2 s, not JAX's 1 s: a fresh process otherwise recompiles the sub-second programs of every fit (network
     # initialisation 0.8 s, evaluation helpers), where loading one from the cache takes tens of milliseconds

@@ -64,3 +64,33 @@ def test_the_cache_cap_is_read_from_the_environment_and_a_bad_value_is_refused()
     from pipeline.db import open_existing_database
 
     assert open_existing_database("never_created_cache_cap") is None
+
+
+_CACHED_PROGRAM = textwrap.dedent("""
+    import sys, warnings
+    warnings.simplefilter("error")            # a failed cache write warns: make it fail the process
+    from pipeline.jax_setup import configure_jax
+    configure_jax()
+    import jax, jax.numpy as jnp
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    power = float(sys.argv[1])
+    print(jax.jit(lambda x: jnp.sum(x ** power))(jnp.arange(4.0)))
+""")
+
+
+def test_programs_cached_without_a_cap_do_not_break_the_cache_once_capped(tmp_path):
+    """A cache written with no cap (an installation before the cap) holds no access-time files; JAX's capped
+    cache fails every later write without them.  configure_jax records them, so the capped process stores its
+    programs."""
+    env = {**os.environ, "MMC_JAX_CACHE": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", _CACHED_PROGRAM, "2"], env={**env, "MMC_JAX_CACHE_MAX_MB": "-1"},
+                   check=True, capture_output=True, text=True)
+    uncapped = sorted(tmp_path.glob("*-cache"))
+    assert uncapped and not list(tmp_path.glob("*-atime"))
+    result = subprocess.run([sys.executable, "-c", _CACHED_PROGRAM, "3"], env={**env, "MMC_JAX_CACHE_MAX_MB": "64"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "36.0", result.stderr[-2000:]
+    capped = sorted(tmp_path.glob("*-cache"))
+    assert len(capped) > len(uncapped)
+    assert {p.name.removesuffix("-cache") for p in capped} == {p.name.removesuffix("-atime")
+                                                                for p in tmp_path.glob("*-atime")}
