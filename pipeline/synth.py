@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np

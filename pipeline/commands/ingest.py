@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from types import ModuleType
 
 from pipeline.db import open_database, open_existing_database
@@ -44,7 +43,7 @@ def ingest_calibration(args: argparse.Namespace) -> int:
     """The cameras of an existing session from an anipose or Caliscope calibration file."""
     database = open_database(args.prefix)
     rows = _manifest().ingest_calibration(args.subject, args.session, args.file, args.format, args.unit,
-                                       database.connection, dry_run=args.dry_run)
+                                          database.connection, dry_run=args.dry_run)
     verb = "would insert" if args.dry_run else "inserted"
     print(f"{verb} {len(rows)} cameras: {', '.join(r['camera_name'] for r in rows)}")
     return 0
@@ -61,7 +60,7 @@ def ingest_keypoints(args: argparse.Namespace) -> int:
     if args.detector:
         trial["detector"] = args.detector
     plan = _manifest().ingest_trial(args.subject, args.session, trial, Path.cwd(), database.connection,
-                                 dry_run=args.dry_run, source=args.path)
+                                    dry_run=args.dry_run, source=args.path)
     print(plan.summary())
     print("dry run: nothing inserted" if args.dry_run else "inserted")
     return 0
@@ -71,7 +70,7 @@ def ingest_walkway(args: argparse.Namespace) -> int:
     """The walkway footfalls of an existing trial."""
     database = open_database(args.prefix)
     rows = _manifest().ingest_walkway(args.subject, args.session, args.trial, args.file, database.connection,
-                                   dry_run=args.dry_run)
+                                      dry_run=args.dry_run)
     print(f"{'would insert' if args.dry_run else 'inserted'} {len(rows)} footfalls")
     return 0
 
