@@ -334,6 +334,16 @@ class ConvergenceConfig:
     Measured on 2-walk sessions at step 1025: largest centre movement over 200 steps 3.6 mm with every camera
     1 deg / 2 cm off, 0.75 mm with exact cameras (rotation 0.048 vs 0.014 deg).
 
+    A long trial needs more steps than a short one before its fit of every frame is done, and the loss cannot
+    tell: each step samples ``optimiser.time_points_per_trial`` time points per trial, so the plateau of that
+    noisy loss arrives after about as many steps whatever the trial's length.  With
+    ``convergence_min_samples_per_frame`` > 0 the rule is also not evaluated before the longest trial's frames
+    have been sampled that many times on average (``steps * time_points_per_trial / frames``).  Measured on
+    synthetic HALPE26 walks (8 cameras, cpu_sparse): one 600-frame trial stopped at step 1190 (127 samples per
+    frame) had 5.2 mm of 3D keypoint error against 4.7 mm after the whole budget (213 per frame); ten 300-frame
+    trials stopped at step 1090 (233 per frame) lost nothing (GC_5 0.9619 vs 0.9623); 100-120-frame trials
+    stopped at 1100-1300 (> 580 per frame) lost nothing.
+
     stop_when_converged: off = always run the full step budget.  Zero thresholds: not checked (0 is also what a
     set stored before these fields existed meant).
     """
@@ -345,14 +355,16 @@ class ConvergenceConfig:
     convergence_final_steps: int = 0
     convergence_camera_centre_mm: float = 0.0
     convergence_camera_rotation_deg: float = 0.0
+    convergence_min_samples_per_frame: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.convergence_window_steps <= 0 or self.convergence_final_steps < 0
                 or self.convergence_camera_centre_mm < 0 or self.convergence_camera_rotation_deg < 0
+                or self.convergence_min_samples_per_frame < 0
                 or not 0.0 <= self.convergence_min_fraction <= 1.0):
             raise ValueError("ConvergenceConfig: expected convergence_window_steps > 0, convergence_final_steps, "
-                             "convergence_camera_centre_mm and convergence_camera_rotation_deg >= 0, and "
-                             "convergence_min_fraction in [0, 1]")
+                             "convergence_camera_centre_mm, convergence_camera_rotation_deg and "
+                             "convergence_min_samples_per_frame >= 0, and convergence_min_fraction in [0, 1]")
 
 
 _SECTIONS: dict[str, type] = {
@@ -467,9 +479,13 @@ class FitParams:
 # error (bench/bench_convergence.py).  The camera threshold because the loss alone does not see bundle
 # adjustment still moving the cameras: with every camera 1 deg / 2 cm off, a stop on the loss alone left 0.95 cm
 # of centre error against 0.74 cm after the whole budget; waiting until no centre delta moved 1 mm over the
-# last window, 0.78 cm (tests/test_fit.py's bundle-adjustment test).
+# last window, 0.78 cm (tests/test_fit.py's bundle-adjustment test).  Not before every frame of the longest
+# trial has been sampled 256 times on average: a 600-frame trial stopped at 127 lost 0.5 mm of 3D keypoint
+# error, 300-frame trials at 233 nothing (ConvergenceConfig); with 64 time points per step a trial of more than
+# 500 frames (17 s at 30 fps) runs the whole budget.
 _STOP_AT_PLATEAU = ConvergenceConfig(stop_when_converged=True, convergence_final_steps=200,
-                                     convergence_camera_centre_mm=1.0, convergence_camera_rotation_deg=0.0)
+                                     convergence_camera_centre_mm=1.0, convergence_camera_rotation_deg=0.0,
+                                     convergence_min_samples_per_frame=256.0)
 
 PARAMETER_SETS: dict[str, FitParams] = {
     # The paper's hyper-parameters (Cotton 2024): layers 128...4096, AdamW beta1 0.8, wd 1e-5,

@@ -75,6 +75,18 @@ def test_bilevel_rule_waits_for_every_stage_and_is_off_only_in_the_whole_budget_
     assert convergence_rule(never_ba, 1000).earliest_step == 200
 
 
+def test_a_long_trial_is_not_stopped_before_its_frames_were_sampled_enough():
+    """cpu_default: 256 samples per frame on average, 64 time points per step."""
+    params = PARAMETER_SETS["cpu_default"]
+    assert params.optimiser.time_points_per_trial == 64
+    assert convergence_rule(params, 2000, longest_trial_frames=120).earliest_step == 1000  # half the budget rules
+    assert convergence_rule(params, 2000, longest_trial_frames=300).earliest_step == 1200  # 256 * 300 / 64
+    assert convergence_rule(params, 2000, longest_trial_frames=499).earliest_step == 1996
+    assert convergence_rule(params, 2000, longest_trial_frames=600) is None                # 2400: whole budget
+    assert convergence_rule(params.replace(convergence_min_samples_per_frame=0.0), 2000,
+                            longest_trial_frames=600).earliest_step == 1000
+
+
 def _run_chunked(curve, steps_per_call, total, rule=RULE, check_every=50):
     """run_loop with ``steps_per_call`` steps per call; the state counts the active steps run."""
     def step(first, state):

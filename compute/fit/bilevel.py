@@ -14,6 +14,7 @@ camera gradients, not a static argument.  The step receives only the sub-configu
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Sequence
 
@@ -199,7 +200,8 @@ def run_optimisation(body: kin.BodyModel, data: SessionData, networks: Trajector
         train, opt_state = state
         return train, commit_to_default_device(resume_schedules(opt_state, j))
 
-    rule = None if first_step else convergence_rule(params, total)
+    # padded trials repeat the last real trial's frame count: the maximum is a real trial's
+    rule = None if first_step else convergence_rule(params, total, int(np.max(np.asarray(data.n_frames))))
     result = run_loop(step, (train, opt_state), total - first_step, LOSS_HISTORY_COLUMNS,
                       history_every=params.checks.history_every, check_every=params.checks.divergence_check_every,
                       progress=progress, convergence=rule, steps_per_call=STEPS_PER_CALL, skip_to=skip_to,
@@ -218,12 +220,15 @@ def commit_to_default_device(tree):
     return jax.tree.map(lambda x: jax.device_put(x, device) if isinstance(x, jax.Array) else x, tree)
 
 
-def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | None:
-    """The early-stopping rule of a bilevel fit of ``total_steps`` (None when ``params.convergence`` is off):
-    once converged, the fit skips to the schedule's last ``convergence_final_steps`` steps and ends after them.
+def convergence_rule(params: FitParams, total_steps: int, longest_trial_frames: int = 0) -> ConvergenceRule | None:
+    """The early-stopping rule of a bilevel fit of ``total_steps`` (None when ``params.convergence`` is off, or
+    when the rule could first be evaluated only at the end): once converged, the fit skips to the schedule's
+    last ``convergence_final_steps`` steps and ends after them.
 
     Not evaluated before ``convergence_min_fraction`` of the steps, nor before two windows have passed since
-    the later of the bundle-adjustment and marker-offset starts (each stage lowers the loss when it begins).
+    the later of the bundle-adjustment and marker-offset starts (each stage lowers the loss when it begins),
+    nor before the ``longest_trial_frames`` frames of the longest trial have been sampled
+    ``convergence_min_samples_per_frame`` times on average (``optimiser.time_points_per_trial`` per step).
     """
     config = params.convergence
     if not config.stop_when_converged:
@@ -232,7 +237,12 @@ def convergence_rule(params: FitParams, total_steps: int) -> ConvergenceRule | N
     stage_starts = [params.bundle_adjustment.start_step(total_steps),
                     int(round(params.optimiser.offset_start_fraction * total_steps))]
     last_stage_start = max([s for s in stage_starts if s < total_steps], default=0)  # >= total: stage never runs
-    earliest = max(int(round(config.convergence_min_fraction * total_steps)), last_stage_start + 2 * window)
+    sampled_enough = math.ceil(config.convergence_min_samples_per_frame * longest_trial_frames
+                               / params.optimiser.time_points_per_trial)
+    earliest = max(int(round(config.convergence_min_fraction * total_steps)), last_stage_start + 2 * window,
+                   sampled_enough)
+    if earliest >= total_steps:
+        return None
     return ConvergenceRule(earliest_step=earliest, window_steps=window, tolerance=config.convergence_tolerance,
                            final_steps=config.convergence_final_steps)
 
