@@ -202,10 +202,11 @@ def test_step_is_lowered_once_per_fit(session, short_trials, caplog):
 def test_a_converged_fit_runs_the_schedules_last_steps_and_lowers_its_step_once(session, short_trials, caplog):
     """At the plateau the fit skips to the schedule's last steps (``convergence_final_steps``) and runs them; the
     skipped-to optimiser state is committed to the device like the rest, so the step is not lowered again."""
-    # tolerance 10: every check from the earliest step on reads as converged (a relative improvement is <= 1)
+    # tolerance 10: every check from the earliest step on reads as converged (a relative improvement is <= 1);
+    # no sampling guard: 200 steps never sample a frame 256 times
     params = TINY.replace(steps=200, divergence_check_every=25, history_every=5, stop_when_converged=True,
                           convergence_min_fraction=0.0, convergence_window_steps=25, convergence_tolerance=10.0,
-                          convergence_final_steps=50)
+                          convergence_final_steps=50, convergence_min_samples_per_frame=0.0)
     earliest = convergence_rule(params, 200).earliest_step
     fit, lowered = _fit_with_a_fresh_step_counting_lowerings(session, short_trials, params, caplog)
     assert len(lowered) == 1, lowered
