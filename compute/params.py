@@ -481,8 +481,8 @@ class FitParams:
 # of centre error against 0.74 cm after the whole budget; waiting until no centre delta moved 1 mm over the
 # last window, 0.78 cm (tests/test_fit.py's bundle-adjustment test).  Not before every frame of the longest
 # trial has been sampled 256 times on average: a 600-frame trial stopped at 127 lost 0.5 mm of 3D keypoint
-# error, 300-frame trials at 233 nothing (ConvergenceConfig); with 64 time points per step a trial of more than
-# 500 frames (17 s at 30 fps) runs the whole budget.
+# error, 300-frame trials at 233 nothing (ConvergenceConfig); with 64 time points per step a trial of 500 frames
+# or more (17 s at 30 fps, 8 s at 60 fps) runs the whole budget.
 _STOP_AT_PLATEAU = ConvergenceConfig(stop_when_converged=True, convergence_final_steps=200,
                                      convergence_camera_centre_mm=1.0, convergence_camera_rotation_deg=0.0,
                                      convergence_min_samples_per_frame=256.0)

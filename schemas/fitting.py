@@ -50,7 +50,7 @@ schema = dj.Schema()
 _PARAMETER_SET_DESCRIPTIONS = {
     "paper": "Cotton 2024 hyper-parameters (40k steps, wide MLP): hours per trial on a CPU",
     "cpu_default": ("tuned for a 2-core CPU on synthetic sessions; once the loss has plateaued and the cameras "
-                    "settled, runs the schedule's last 200 steps and ends"),
+                    "settled, runs the schedule's last 200 steps and ends (trials of 500+ frames: whole budget)"),
     "cpu_full_budget": "cpu_default that always runs its whole step budget (no plateau stop)",
     "cpu_sparse": ("cpu_default + posture/joint-limit/lumbopelvic priors, swap correction and a 4 px Huber "
                    "threshold, for sparse keypoint sets"),
