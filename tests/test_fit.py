@@ -114,7 +114,7 @@ def test_results_cover_every_frame_and_rebuild_from_the_stored_network(fitted, s
     assert last_recorded < fitted.iterations - 200 <= last_recorded + PARAMS.checks.history_every
     assert fitted.iterations < PARAMS.optimiser.steps
     steps_recorded = fitted.loss_history[:, fitted.loss_history_columns.index("step")]
-    assert steps_recorded.max() >= 1800 and not np.any((steps_recorded > int(stop.group(1))) & (steps_recorded < 1800))
+    assert steps_recorded.max() >= 1800 and not np.any((steps_recorded > last_recorded) & (steps_recorded < 1800))
 
 
 def test_end_to_end_beats_two_stage_baseline(fitted, session):
